@@ -1,0 +1,301 @@
+"""Group-relative advantage estimators for binary verifiable rewards, behind one registry.
+
+Every estimator in this project sees a group of G rollouts of one prompt, each either correct or wrong, and
+gives each rollout one scalar advantage that is then put on all of its tokens (SPEC §1). With binary rewards
+the advantage of a rollout depends only on its own correctness and on how many of the G are correct, so each
+estimator is written once as a pair of *curves*: ``adv_pos[c]`` for a correct rollout and ``adv_neg[c]`` for
+a wrong one, for c = 0..G correct rollouts. The same curves feed the training paths (``compute_advantages``)
+and ``asym-rl advantage-table``, so no formula exists twice.
+
+Registry entries (``ESTIMATORS``), names as OpenRLHF uses them where it has the same method:
+
+=================  =====================================================================================
+``asym_grpo``      AsymGRPO, Eq. 7/10: A_pos = ((1-p)/p)^β+, A_neg = -(p/(1-p))^β-, with optional flips
+                   (Appendix D): ``flip="pos"`` is EntDecrease, ``flip="neg"`` is EntIncrease.
+``group_norm``     GRPO, Eq. 4: (r - mean) / (std + ε), unbiased std as OpenRLHF, verl and TRL compute it.
+``dr_grpo``        Dr.GRPO (Liu et al. 2025): r - mean, no std.
+``pass_at_k``      Pass@K training (Chen et al. 2025), option ``k``.
+presets            ``reinforce`` (0, 0), ``pos_only`` (0.5, 0), ``neg_only`` (0, 0.5), ``symmetric``
+                   (0.7, 0.7), ``main`` (0.9, 0.4), ``main_clip_higher`` (0.9, 0.3), ``ent_decrease`` and
+                   ``ent_increase`` (0.5, 0.5 flipped): AsymGRPO with fixed options.
+=================  =====================================================================================
+
+>>> import torch
+>>> compute_advantages("group_norm", torch.tensor([[1, 0, 0, 0]])).tolist()  # mean 1/4, unbiased std 1/2
+[[1.5, -0.5, -0.5, -0.5]]
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields, replace
+
+import torch
+
+FLIPS = ("none", "pos", "neg")
+MAX_BETA = 4.0  # β beyond this only magnifies float error; SPEC guarantees finiteness on [0, 4].
+GRPO_STD_EPS = 1e-6  # as verl and TRL; OpenRLHF uses 1e-9. Only matters for all-same groups, where A = 0.
+
+
+@dataclass(frozen=True)
+class AdvantageOptions:
+    """Options of the estimators. Each estimator reads only its own; presets fix theirs.
+
+    Attributes:
+        beta_pos: β+ of AsymGRPO (Eq. 10), exponent of the correct-rollout curve ((1-p)/p)^β+.
+            0 gives REINFORCE's +1 everywhere, 0.5 GRPO's curve; larger values favour rare successes.
+        beta_neg: β− of AsymGRPO, exponent of the wrong-rollout curve -(p/(1-p))^β−.
+            0 gives REINFORCE's -1, 0.5 GRPO's; larger values spare hard prompts and punish easy ones.
+        flip: "none"; "pos" reflects the positive curve around p = 0.5 (EntDecrease); "neg" reflects the
+            negative curve (EntIncrease). Appendix D, boundary values by linear extension (Eq. 15/16).
+        k: K of Pass@K training, 1 <= K <= G. K = 1 is GRPO with the population std.
+    """
+
+    beta_pos: float = 0.9
+    beta_neg: float = 0.4
+    flip: str = "none"
+    k: int = 5
+
+    def validate(self, group_size: int | None = None) -> None:
+        """Raise ``ValueError`` naming the option that is out of range."""
+        for name in ("beta_pos", "beta_neg"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and 0.0 <= value <= MAX_BETA):
+                raise ValueError(f"{name} must be a number in [0, {MAX_BETA:g}], got {value!r}")
+        if self.flip not in FLIPS:
+            raise ValueError(f"flip must be one of {', '.join(FLIPS)}, got {self.flip!r}")
+        if not isinstance(self.k, int) or self.k < 1:
+            raise ValueError(f"k must be an integer >= 1, got {self.k!r}")
+        if group_size is not None and self.k > group_size:
+            raise ValueError(f"k must be <= the group size G = {group_size}, got k = {self.k}")
+
+
+CurveFn = Callable[[int, AdvantageOptions], "tuple[torch.Tensor, torch.Tensor]"]
+
+
+@dataclass(frozen=True)
+class Estimator:
+    """A registered estimator: its curves, what it reads, and the options a preset fixes."""
+
+    name: str
+    curves: CurveFn
+    description: str
+    reads: tuple[str, ...] = ()  # option names the curves depend on
+    fixed: dict = field(default_factory=dict)  # options a preset pins (and the user may not override)
+    min_group_size: int = 2
+
+    def resolve(self, options: AdvantageOptions | None = None) -> AdvantageOptions:
+        """The options this estimator runs with: the user's, with the preset's fixed values on top."""
+        return replace(options or AdvantageOptions(), **self.fixed)
+
+
+ESTIMATORS: dict[str, Estimator] = {}
+
+
+def register_estimator(
+    name: str,
+    description: str,
+    *,
+    reads: tuple[str, ...] = (),
+    fixed: dict | None = None,
+    min_group_size: int = 2,
+    curves: CurveFn | None = None,
+):
+    """Register ``curves`` (or, used as a decorator, the decorated function) under ``name``.
+
+    Registering a name twice raises: two entries silently shadowing each other is how trainers drift.
+    """
+    known = {f.name for f in fields(AdvantageOptions)}
+    unknown = (set(reads) | set(fixed or {})) - known
+    if unknown:
+        raise ValueError(f"estimator {name!r} names unknown options {sorted(unknown)}")
+
+    def add(fn: CurveFn) -> CurveFn:
+        if name in ESTIMATORS:
+            raise ValueError(f"advantage estimator {name!r} is already registered")
+        ESTIMATORS[name] = Estimator(name, fn, description, tuple(reads), dict(fixed or {}), min_group_size)
+        return fn
+
+    return add(curves) if curves is not None else add
+
+
+def get_estimator(name: str) -> Estimator:
+    try:
+        return ESTIMATORS[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown advantage estimator {name!r}; choose from {', '.join(ESTIMATORS)}"
+        ) from None
+
+
+def _counts(group_size: int) -> torch.Tensor:
+    """Group accuracies p = c/G for c = 0..G, float64 so that curves are exact to print. Shape (G+1,)."""
+    return torch.arange(group_size + 1, dtype=torch.float64) / group_size
+
+
+def _power(base: torch.Tensor, exponent: float) -> torch.Tensor:
+    # torch.pow gives 0^0 = 1, which is the convention of Eq. 10 at the boundaries.
+    return torch.pow(base, exponent)
+
+
+def _safe_ratio(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
+    """num/den where den > 0, else 0. Never divides by zero, so no inf reaches a later 0 * inf."""
+    positive = den > 0
+    return torch.where(
+        positive, num / torch.where(positive, den, torch.ones_like(den)), torch.zeros_like(num)
+    )
+
+
+def asym_pos_curve(p: torch.Tensor, beta: float) -> torch.Tensor:
+    """A_pos(p) = ((1-p)/p)^β (Eq. 10); at p = 1 it is 0^β. Undefined (no positive rollout) at p = 0: 0."""
+    return torch.where(p > 0, _power(_safe_ratio(1 - p, p), beta), torch.zeros_like(p))
+
+
+def asym_neg_curve(p: torch.Tensor, beta: float) -> torch.Tensor:
+    """A_neg(p) = -(p/(1-p))^β (Eq. 10); at p = 0 it is -0^β. Undefined (no wrong rollout) at p = 1: 0."""
+    return torch.where(p < 1, -_power(_safe_ratio(p, 1 - p), beta), torch.zeros_like(p))
+
+
+def _asym_curves(group_size: int, opts: AdvantageOptions) -> tuple[torch.Tensor, torch.Tensor]:
+    p = _counts(group_size)
+    adv_pos = asym_pos_curve(p, opts.beta_pos)
+    adv_neg = asym_neg_curve(p, opts.beta_neg)
+    g = group_size
+    if opts.flip == "pos":
+        # EntDecrease (Eq. 15): Ã_pos(p) = A_pos(1-p) = (p/(1-p))^β+ for 0 < p <= (G-1)/G; the all-solved
+        # group, where the reflected curve is infinite, continues its last segment linearly.
+        flipped = asym_pos_curve(1 - p, opts.beta_pos)
+        last, before = flipped[g - 1], flipped[g - 2]
+        adv_pos = torch.cat([flipped[:g], (2 * last - before).reshape(1)])
+    elif opts.flip == "neg":
+        # EntIncrease (Eq. 16): Ã_neg(p) = A_neg(1-p) = -((1-p)/p)^β- for 1/G <= p < 1; the all-wrong group
+        # continues the first segment linearly.
+        flipped = asym_neg_curve(1 - p, opts.beta_neg)
+        first, second = flipped[1], flipped[2]
+        adv_neg = torch.cat([(2 * first - second).reshape(1), flipped[1:]])
+    return adv_pos, adv_neg
+
+
+register_estimator(
+    "asym_grpo",
+    "AsymGRPO: A_pos=((1-p)/p)^beta_pos, A_neg=-(p/(1-p))^beta_neg (Eq. 10), optional flip (App. D)",
+    reads=("beta_pos", "beta_neg", "flip"),
+    curves=_asym_curves,
+)
+
+
+@register_estimator("group_norm", "GRPO: (r-mean)/(std+eps), unbiased std (as OpenRLHF/verl/TRL)")
+def _grpo_curves(group_size: int, opts: AdvantageOptions) -> tuple[torch.Tensor, torch.Tensor]:
+    p = _counts(group_size)
+    # Binary rewards: mean = p and the unbiased variance is p(1-p)·G/(G-1).
+    std = torch.sqrt(p * (1 - p) * group_size / (group_size - 1))
+    return (1 - p) / (std + GRPO_STD_EPS), -p / (std + GRPO_STD_EPS)
+
+
+@register_estimator("dr_grpo", "Dr.GRPO: r - mean (no std); pair it with the sum/constant loss")
+def _dr_grpo_curves(group_size: int, opts: AdvantageOptions) -> tuple[torch.Tensor, torch.Tensor]:
+    p = _counts(group_size)
+    return 1 - p, -p
+
+
+@register_estimator(
+    "pass_at_k", "Pass@K training (Chen et al. 2025): analytic pass@k advantages", reads=("k",)
+)
+def _pass_at_k_curves(group_size: int, opts: AdvantageOptions) -> tuple[torch.Tensor, torch.Tensor]:
+    g, k = group_size, opts.k
+    adv_pos = torch.zeros(g + 1, dtype=torch.float64)
+    adv_neg = torch.zeros(g + 1, dtype=torch.float64)
+    for c in range(g + 1):
+        n_wrong = g - c
+        mean_pass = 1 - math.comb(n_wrong, k) / math.comb(g, k)  # R̄: chance that k draws hold a success
+        sigma = math.sqrt(mean_pass * (1 - mean_pass))
+        if sigma == 0:  # all-same group: every k-subset scores the same, nothing to learn
+            continue
+        adv_pos[c] = (1 - mean_pass) / sigma
+        if n_wrong >= 1:
+            # a wrong rollout only lowers the subsets made entirely of wrong rollouts that include it
+            adv_neg[c] = (1 - mean_pass - math.comb(n_wrong - 1, k - 1) / math.comb(g - 1, k - 1)) / sigma
+    return adv_pos, adv_neg
+
+
+PRESETS: dict[str, dict] = {
+    "reinforce": dict(beta_pos=0.0, beta_neg=0.0, flip="none"),
+    "pos_only": dict(beta_pos=0.5, beta_neg=0.0, flip="none"),
+    "neg_only": dict(beta_pos=0.0, beta_neg=0.5, flip="none"),
+    "symmetric": dict(beta_pos=0.7, beta_neg=0.7, flip="none"),
+    "main": dict(beta_pos=0.9, beta_neg=0.4, flip="none"),
+    "main_clip_higher": dict(beta_pos=0.9, beta_neg=0.3, flip="none"),
+    "ent_decrease": dict(beta_pos=0.5, beta_neg=0.5, flip="pos"),
+    "ent_increase": dict(beta_pos=0.5, beta_neg=0.5, flip="neg"),
+}
+_PRESET_NOTES = {
+    "reinforce": "REINFORCE, +1/-1 (Eq. 5)",
+    "pos_only": "Pos-only modulation",
+    "neg_only": "Neg-only modulation",
+    "symmetric": "AsymGRPO with beta_pos = beta_neg",
+    "main": "AsymGRPO, the paper's main setting",
+    "main_clip_higher": "AsymGRPO for use with clip-higher (eps_high 0.28)",
+    "ent_decrease": "EntDecrease: GRPO with the positive curve flipped",
+    "ent_increase": "EntIncrease: GRPO with the negative curve flipped",
+}
+for _name, _fixed in PRESETS.items():
+    register_estimator(
+        _name,
+        f"{_PRESET_NOTES[_name]}: asym_grpo({_fixed['beta_pos']:g}, {_fixed['beta_neg']:g}"
+        + (f", flip={_fixed['flip']})" if _fixed["flip"] != "none" else ")"),
+        fixed=_fixed,
+        # REINFORCE needs no group; every other curve depends on the group accuracy.
+        min_group_size=1 if _name == "reinforce" else 2,
+        curves=_asym_curves,
+    )
+
+
+def advantage_curves(
+    name: str, group_size: int, options: AdvantageOptions | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The two curves of estimator ``name`` for a group of ``group_size``.
+
+    Returns ``(adv_pos, adv_neg)``, each float64 of shape ``(G+1,)``, indexed by the number of correct
+    rollouts c. ``adv_pos[0]`` and ``adv_neg[G]`` belong to no rollout and are 0.
+    """
+    estimator = get_estimator(name)
+    if not isinstance(group_size, int) or group_size < estimator.min_group_size:
+        raise ValueError(
+            f"group_size must be an integer >= {estimator.min_group_size} for {name!r} "
+            f"(a group-relative advantage needs several rollouts per prompt), got {group_size!r}"
+        )
+    opts = estimator.resolve(options)
+    opts.validate(group_size if "k" in estimator.reads else None)
+    adv_pos, adv_neg = estimator.curves(group_size, opts)
+    # Slots that belong to no rollout (no correct one at c = 0, no wrong one at c = G) are 0 by convention,
+    # whatever a formula gives there; "+ 0.0" turns -0.0 into 0.0 for printing.
+    adv_pos, adv_neg = adv_pos.clone() + 0.0, adv_neg.clone() + 0.0
+    adv_pos[0], adv_neg[group_size] = 0.0, 0.0
+    return adv_pos, adv_neg
+
+
+def compute_advantages(
+    name: str, correct: torch.Tensor, options: AdvantageOptions | None = None
+) -> torch.Tensor:
+    """Advantages of a batch of groups.
+
+    Args:
+        name: a registered estimator (``ESTIMATORS``).
+        correct: ``(P, G)`` binary correctness (bool, int or float in {0, 1}) of G rollouts for P prompts.
+        options: estimator options; presets override the ones they fix.
+
+    Returns:
+        ``(P, G)`` float32 advantages on ``correct``'s device; finite for every input.
+    """
+    if correct.dim() != 2:
+        raise ValueError(f"correct must have shape (P, G), got {tuple(correct.shape)}")
+    if correct.is_floating_point() and not torch.all((correct == 0) | (correct == 1)):
+        raise ValueError(
+            "correct must hold binary scores (0 or 1); pass the verifier's score, not a shaped reward"
+        )
+    adv_pos, adv_neg = advantage_curves(name, correct.shape[1], options)
+    is_correct = correct.bool()
+    num_correct = is_correct.sum(dim=1, keepdim=True).expand_as(is_correct).cpu()  # (P, G)
+    values = torch.where(is_correct.cpu(), adv_pos[num_correct], adv_neg[num_correct])
+    return values.to(device=correct.device, dtype=torch.float32)

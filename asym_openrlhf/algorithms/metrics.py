@@ -1,0 +1,104 @@
+"""Training metrics the paper plots (SPEC §4), pure torch.
+
+Metric names are slash-namespaced and documented once, in ``METRICS``; the OpenRLHF seam and ``asym-rl lite``
+log them under these names.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from asym_openrlhf.algorithms.losses import masked_mean
+
+METRICS: dict[str, str] = {
+    "rollout/accuracy": "mean binary correctness of the step's rollouts",
+    "rollout/all_solved_frac": "fraction of groups with p = 1 (every rollout correct)",
+    "rollout/none_solved_frac": "fraction of groups with p = 0 (no rollout correct)",
+    "rollout/acc_hist/c{c}": "fraction of groups with exactly c correct rollouts, c = 0..G",
+    "rollout/response_length": "mean response length in tokens",
+    "actor/entropy": "token-mean policy entropy of the sampled responses (Eq. 3)",
+    "actor/pos_logprob_gain": "E[log pi_new(y) - log pi_old(y)] over correct rollouts after the step's update",
+    "actor/logp_adv_cov": "mean over groups of Cov_group(length-normalized log pi, A) (App. B, Eq. 12-14)",
+    "actor/logp_adv_cov/c{c}": "the same covariance, averaged over groups with c correct rollouts",
+    "actor/clip_frac": "fraction of response tokens where the ratio clip was active",
+    "actor/policy_loss": "the aggregated policy loss",
+    "eval/accuracy": "greedy (temperature 0) accuracy on held-out prompts",
+}
+
+
+def token_entropy(logits: torch.Tensor) -> torch.Tensor:
+    """Entropy of the softmax over the last dim: ``(..., V)`` logits -> ``(...)`` entropies (nats).
+
+    H = logsumexp(z) - Σ softmax(z)·z, which avoids materializing log-softmax a second time.
+    """
+    logits = logits.float()
+    probs = torch.softmax(logits, dim=-1)
+    return torch.logsumexp(logits, dim=-1) - (probs * logits).sum(dim=-1)
+
+
+def solved_fractions(correct: torch.Tensor) -> dict[str, float]:
+    """All-solved and none-solved fractions of ``(P, G)`` binary correctness."""
+    correct = correct.bool()
+    return {
+        "rollout/all_solved_frac": correct.all(dim=1).float().mean().item(),
+        "rollout/none_solved_frac": (~correct.any(dim=1)).float().mean().item(),
+    }
+
+
+def group_accuracy_histogram(correct: torch.Tensor) -> torch.Tensor:
+    """``(G+1,)`` fraction of the P groups that have c = 0..G correct rollouts."""
+    num_correct = correct.bool().sum(dim=1)
+    counts = torch.bincount(num_correct, minlength=correct.shape[1] + 1).float()
+    return counts / max(correct.shape[0], 1)
+
+
+def group_logp_adv_covariance(mean_logp: torch.Tensor, advantages: torch.Tensor) -> torch.Tensor:
+    """Appendix B, Eq. 12-14: Cov_group = (1/G) Σ_i (log π̄_i - μ_π)(A_i - μ_A), per group.
+
+    Args:
+        mean_logp: ``(P, G)`` length-normalized log-probabilities (mean token log-prob of each rollout).
+        advantages: ``(P, G)`` rollout advantages.
+    Returns:
+        ``(P,)`` covariances (population form, 1/G).
+    """
+    centred_logp = mean_logp - mean_logp.mean(dim=1, keepdim=True)
+    centred_adv = advantages - advantages.mean(dim=1, keepdim=True)
+    return (centred_logp * centred_adv).mean(dim=1)
+
+
+def covariance_by_accuracy(covariance: torch.Tensor, correct: torch.Tensor) -> dict[int, float]:
+    """Cov(p): mean of the ``(P,)`` group covariances over groups with c correct, for each c present."""
+    num_correct = correct.bool().sum(dim=1)
+    return {int(c): covariance[num_correct == c].mean().item() for c in torch.unique(num_correct)}
+
+
+def positive_logprob_gain(
+    new_logp: torch.Tensor, old_logp: torch.Tensor, mask: torch.Tensor, correct: torch.Tensor
+):
+    """E[log π_new(y) - log π_old(y)] over correct rollouts (Fig. 2 d,h); None when none is correct.
+
+    Args:
+        new_logp, old_logp: ``(B, T)`` token log-probs of the sampled responses after / before the update.
+        mask: ``(B, T)`` response mask. correct: ``(B,)`` binary correctness.
+    """
+    gain = ((new_logp - old_logp) * mask).sum(dim=-1)  # (B,) sequence log-prob increment
+    correct = correct.bool()
+    return gain[correct].mean().item() if correct.any() else None
+
+
+def mean_token_entropy(entropy: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Token-mean entropy over a batch (``actor/entropy``)."""
+    return masked_mean(entropy, mask)
+
+
+def ema(values: list[float], factor: float = 0.7) -> list[float]:
+    """Exponential moving average as the paper smooths its curves: s_t = factor·s_{t-1} + (1-factor)·x_t.
+
+    None entries (a step without that metric) carry the previous smoothed value forward.
+    """
+    smoothed, state = [], None
+    for value in values:
+        if value is not None:
+            state = value if state is None else factor * state + (1 - factor) * value
+        smoothed.append(state)
+    return smoothed

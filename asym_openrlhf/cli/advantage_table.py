@@ -1,0 +1,111 @@
+"""``asym-rl advantage-table``: what each rollout gets, for every number of correct rollouts in a group.
+
+Users pick β with this before they spend GPU hours: it prints A_pos and A_neg for c = 0..G correct rollouts
+(a table, or JSON with ``--json``) and with ``--plot`` draws the curves against p like Fig. 1(a,b).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from asym_openrlhf.algorithms.advantages import ESTIMATORS, PRESETS, AdvantageOptions, advantage_curves
+from asym_openrlhf.cli.flags import add_estimator_flags, estimator_from_args
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_estimator_flags(parser, estimator_flags=("--estimator", "--advantage_estimator"), default="asym_grpo")
+    parser.add_argument(
+        "--preset",
+        choices=list(PRESETS),
+        default=None,
+        help="a named AsymGRPO setting (same as --estimator NAME): " + ", ".join(PRESETS),
+    )
+    parser.add_argument("--group_size", type=int, default=8, help="G, rollouts per prompt (>= 2); default 8.")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table.")
+    parser.add_argument("--plot", metavar="FILE.png", help="also draw both curves against p (Fig. 1 a,b).")
+    parser.add_argument("--list", action="store_true", help="list the registered estimators and exit.")
+
+
+def table_rows(name: str, group_size: int, options: AdvantageOptions) -> list[dict]:
+    """One row per c = 0..G; ``None`` where that channel has no rollout (c = 0 positive, c = G negative)."""
+    adv_pos, adv_neg = advantage_curves(name, group_size, options)
+    return [
+        {
+            "num_correct": c,
+            "p": c / group_size,
+            "adv_pos": float(adv_pos[c]) if c > 0 else None,
+            "adv_neg": float(adv_neg[c]) if c < group_size else None,
+        }
+        for c in range(group_size + 1)
+    ]
+
+
+def format_table(name: str, group_size: int, options: AdvantageOptions, rows: list[dict]) -> str:
+    resolved = ESTIMATORS[name].resolve(options)
+    reads = ESTIMATORS[name].reads + tuple(ESTIMATORS[name].fixed)
+    settings = ", ".join(f"{key}={getattr(resolved, key)}" for key in dict.fromkeys(reads))
+    lines = [
+        f"{name} ({settings or 'no options'}), G = {group_size}",
+        "",
+        "   c      p    A_pos(correct)   A_neg(wrong)",
+    ]
+    for row in rows:
+        pos = "—" if row["adv_pos"] is None else f"{row['adv_pos']:+.4f}"
+        neg = "—" if row["adv_neg"] is None else f"{row['adv_neg']:+.4f}"
+        lines.append(f"{row['num_correct']:>4}  {row['p']:.3f}  {pos:>16}  {neg:>13}")
+    lines.append("")
+    lines.append("— : no rollout of that kind in such a group")
+    return "\n".join(lines)
+
+
+def plot_curves(path: str, name: str, group_size: int, options: AdvantageOptions) -> None:
+    """Fig. 1(a,b): A_pos and A_neg against p, with GRPO and REINFORCE for reference."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax_pos, ax_neg) = plt.subplots(1, 2, figsize=(10, 4))
+    curves = [(name, options, "C0", "-")]
+    if name != "group_norm":
+        curves.append(("group_norm", AdvantageOptions(), "C1", "--"))
+    if name != "reinforce":
+        curves.append(("reinforce", AdvantageOptions(), "C2", ":"))
+    for label, opts, color, style in curves:
+        rows = table_rows(label, group_size, opts)
+        pos = [(r["p"], r["adv_pos"]) for r in rows if r["adv_pos"] is not None]
+        neg = [(r["p"], r["adv_neg"]) for r in rows if r["adv_neg"] is not None]
+        ax_pos.plot(*zip(*pos), style, marker="o", color=color, label=label)
+        ax_neg.plot(*zip(*neg), style, marker="o", color=color, label=label)
+    for ax, title in ((ax_pos, "(a) correct rollouts: A_pos(p)"), (ax_neg, "(b) wrong rollouts: A_neg(p)")):
+        ax.set_xlabel("group accuracy p")
+        ax.set_title(title)
+        ax.axhline(0, color="grey", linewidth=0.5)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    ax_pos.set_ylabel("advantage")
+    fig.suptitle(f"G = {group_size}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.list:
+        for name, estimator in ESTIMATORS.items():
+            print(f"{name:18} {estimator.description}")
+        return 0
+    if args.preset is not None:
+        args.advantage_estimator = args.preset
+    name, options = estimator_from_args(args, group_size=args.group_size)
+    rows = table_rows(name, args.group_size, options)
+    if args.json:
+        print(json.dumps({"estimator": name, "group_size": args.group_size, "rows": rows}, indent=1))
+    else:
+        print(format_table(name, args.group_size, options, rows))
+    if args.plot:
+        plot_curves(args.plot, name, args.group_size, options)
+        if not args.json:
+            print(f"plot written to {args.plot}")
+    return 0

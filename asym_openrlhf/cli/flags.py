@@ -1,0 +1,121 @@
+"""The estimator flags, defined once for every command that takes them.
+
+``asym-rl advantage-table``, ``asym-rl lite`` and the OpenRLHF launcher all call ``add_estimator_flags`` and
+``estimator_from_args``, so a flag has one name, one help text and one validation everywhere.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import fields
+
+from asym_openrlhf.algorithms.advantages import (
+    ESTIMATORS,
+    FLIPS,
+    MAX_BETA,
+    AdvantageOptions,
+    advantage_curves,
+)
+
+_DEFAULTS = AdvantageOptions()
+# option name -> the flag a user types, so that errors from the core name the flag.
+OPTION_FLAGS = {
+    "beta_pos": "--asym.beta_pos",
+    "beta_neg": "--asym.beta_neg",
+    "flip": "--asym.flip",
+    "k": "--pass_k.k",
+}
+
+
+def add_estimator_flags(
+    parser: argparse.ArgumentParser, *, estimator_flags=("--advantage_estimator",), default=None
+):
+    """Add the estimator choice and its options. ``estimator_flags`` names the flag(s) of the estimator."""
+    parser.add_argument(
+        *estimator_flags,
+        dest="advantage_estimator",
+        default=default,
+        metavar="NAME",
+        help=f"advantage estimator, one of: {', '.join(ESTIMATORS)}. Presets fix beta_pos/beta_neg/flip "
+        f"(see `asym-rl advantage-table --list`). Default: {default}.",
+    )
+    parser.add_argument(
+        "--asym.beta_pos",
+        dest="asym_beta_pos",
+        type=float,
+        default=None,
+        metavar="BETA",
+        help=f"AsymGRPO beta+ (Eq. 10): correct rollouts get ((1-p)/p)^beta+. 0 = REINFORCE's +1, 0.5 = GRPO; "
+        f"range [0, {MAX_BETA:g}], default {_DEFAULTS.beta_pos}.",
+    )
+    parser.add_argument(
+        "--asym.beta_neg",
+        dest="asym_beta_neg",
+        type=float,
+        default=None,
+        metavar="BETA",
+        help=f"AsymGRPO beta- (Eq. 10): wrong rollouts get -(p/(1-p))^beta-. 0 = REINFORCE's -1, 0.5 = GRPO; "
+        f"range [0, {MAX_BETA:g}], default {_DEFAULTS.beta_neg}.",
+    )
+    parser.add_argument(
+        "--asym.flip",
+        dest="asym_flip",
+        default=None,
+        metavar="{" + ",".join(FLIPS) + "}",
+        help="reflect a curve around p = 0.5 (App. D): pos = EntDecrease, neg = EntIncrease; default none.",
+    )
+    parser.add_argument(
+        "--pass_k.k",
+        dest="pass_k_k",
+        type=int,
+        default=None,
+        metavar="K",
+        help=f"K of Pass@K training, 1 <= K <= group size; default {_DEFAULTS.k} (the paper's).",
+    )
+
+
+def estimator_from_args(
+    args: argparse.Namespace, group_size: int | None = None, group_size_flag: str = "--group_size"
+) -> tuple[str, AdvantageOptions]:
+    """Validate the estimator flags; return ``(name, options)``.
+
+    Raises ``ValueError`` with a one-line message that names the flag. When ``group_size`` is given the
+    estimator is also checked against it (G >= 2, K <= G).
+    """
+    name = args.advantage_estimator
+    if name not in ESTIMATORS:
+        raise ValueError(
+            f"--advantage_estimator: unknown estimator {name!r}; choose from {', '.join(ESTIMATORS)}"
+        )
+    given = {
+        "beta_pos": args.asym_beta_pos,
+        "beta_neg": args.asym_beta_neg,
+        "flip": args.asym_flip,
+        "k": args.pass_k_k,
+    }
+    given = {key: value for key, value in given.items() if value is not None}
+    estimator = ESTIMATORS[name]
+    for key, value in given.items():
+        if key in estimator.fixed and value != estimator.fixed[key]:
+            raise ValueError(
+                f"{OPTION_FLAGS[key]}: preset {name!r} fixes {key} = {estimator.fixed[key]!r}; "
+                f"use --advantage_estimator asym_grpo to set it yourself"
+            )
+    options = AdvantageOptions(**given)
+    try:
+        options.validate()
+        if group_size is not None:
+            advantage_curves(name, group_size, options)
+    except ValueError as err:
+        raise ValueError(_name_flag(str(err), group_size_flag)) from None
+    return name, options
+
+
+def _name_flag(message: str, group_size_flag: str) -> str:
+    """Prefix a core error with the flag it is about."""
+    if message.startswith("group_size "):
+        return f"{group_size_flag}: {message}"
+    for option in (f.name for f in fields(AdvantageOptions)):
+        if message.startswith(option + " "):
+            return f"{OPTION_FLAGS[option]}: {message}"
+    return message
