@@ -1,0 +1,141 @@
+"""Loss pieces and metrics on hand-built tensors, with the arithmetic in comments."""
+
+import math
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from asym_openrlhf.algorithms.losses import (
+    aggregate_loss,
+    clipped_surrogate_loss,
+    entropy_regularized,
+    entropy_shaped_advantages,
+    masked_mean,
+)
+from asym_openrlhf.algorithms.metrics import (
+    covariance_by_accuracy,
+    ema,
+    group_accuracy_histogram,
+    group_logp_adv_covariance,
+    positive_logprob_gain,
+    solved_fractions,
+    token_entropy,
+)
+
+
+def test_surrogate_at_ratio_one_is_minus_advantage():
+    logp = torch.log(torch.tensor([[0.5, 0.25]]))
+    loss, clipped = clipped_surrogate_loss(logp, logp, torch.tensor([[2.0, -1.0]]))
+    assert loss.tolist() == [[-2.0, 1.0]] and not clipped.any()
+
+
+def test_clip_higher_uses_separate_bounds():
+    # ratios 1.5 (A = +1) and 0.5 (A = -1); ε_low = 0.2, ε_high = 0.28
+    # +1: min(1.5, 1.28) = 1.28 → loss -1.28;  -1: min(-0.5, -0.8) = -0.8 → loss 0.8
+    old = torch.zeros(1, 2)
+    new = torch.log(torch.tensor([[1.5, 0.5]]))
+    loss, clipped = clipped_surrogate_loss(new, old, torch.tensor([[1.0, -1.0]]), eps_low=0.2, eps_high=0.28)
+    assert loss[0].tolist() == pytest.approx([-1.28, 0.8])
+    assert clipped.tolist() == [[True, True]]
+    # inside the band nothing is clipped: ratio 1.25 < 1.28 with A = +1 → loss -1.25
+    loss, clipped = clipped_surrogate_loss(
+        torch.log(torch.tensor([[1.25]])), torch.zeros(1, 1), torch.ones(1, 1), 0.2, 0.28
+    )
+    assert loss.item() == pytest.approx(-1.25) and not clipped.any()
+
+
+def test_token_mean_weighs_every_token_equally():
+    loss = torch.tensor([[1.0, 1.0, 1.0, 0.0], [4.0, 0.0, 0.0, 0.0]])
+    mask = torch.tensor([[1, 1, 1, 0], [1, 0, 0, 0]])
+    # (1 + 1 + 1 + 4) / 4 tokens = 1.75 (a per-sequence mean would give (1 + 4) / 2 = 2.5)
+    assert aggregate_loss(loss, mask, "token_mean").item() == pytest.approx(1.75)
+
+
+def test_dr_grpo_divides_sums_by_a_constant():
+    loss = torch.tensor([[1.0, 1.0, 1.0, 0.0], [4.0, 0.0, 0.0, 0.0]])
+    mask = torch.tensor([[1, 1, 1, 0], [1, 0, 0, 0]])
+    # sequence sums 3 and 4, each / 8, then mean over 2 sequences: (0.375 + 0.5) / 2 = 0.4375
+    assert aggregate_loss(loss, mask, "seq_sum_constant", max_response_len=8).item() == pytest.approx(0.4375)
+    with pytest.raises(ValueError, match="max_response_len"):
+        aggregate_loss(loss, mask, "seq_sum_constant")
+    with pytest.raises(ValueError, match="unknown loss aggregation"):
+        aggregate_loss(loss, mask, "seq_mean")
+
+
+def test_masked_mean_of_empty_mask_is_zero():
+    assert masked_mean(torch.ones(2, 3), torch.zeros(2, 3)).item() == 0.0
+
+
+def test_entropy_advantage_values():
+    # α = 0.4, κ = 2: A = 1, H = 1 → 1 + min(0.4, 0.5) = 1.4;  A = 1, H = 5 → 1 + min(2, 0.5) = 1.5
+    # A = -1, H = 5 → -1 + min(2, 0.5) = -0.5 (sign kept);  A = 0 → 0
+    adv = torch.tensor([[1.0], [1.0], [-1.0], [0.0]])
+    ent = torch.tensor([[1.0], [5.0], [5.0], [3.0]])
+    assert entropy_shaped_advantages(adv, ent, alpha=0.4, kappa=2).flatten().tolist() == pytest.approx(
+        [1.4, 1.5, -0.5, 0.0]
+    )
+    with pytest.raises(ValueError, match="kappa"):
+        entropy_shaped_advantages(adv, ent, kappa=1.0)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    a=st.floats(-50, 50, allow_nan=False),
+    h=st.floats(0, 20, allow_nan=False),
+    alpha=st.floats(0, 5),
+    kappa=st.floats(1.01, 10),
+)
+def test_entropy_advantage_never_flips_sign(a, h, alpha, kappa):
+    shaped = entropy_shaped_advantages(torch.tensor([a]), torch.tensor([h]), alpha, kappa).item()
+    assert shaped * a >= 0 and (a != 0 or shaped == 0)
+
+
+def test_entropy_advantage_bonus_carries_no_gradient():
+    # the entropy enters the advantage as a constant: no gradient may flow back into the policy through it
+    ent = torch.tensor([1.0], requires_grad=True)
+    assert not entropy_shaped_advantages(torch.tensor([1.0]), ent).requires_grad
+
+
+def test_entropy_regularization_subtracts_coef_times_entropy():
+    assert entropy_regularized(torch.tensor(1.0), torch.tensor(2.0), 0.001).item() == pytest.approx(0.998)
+
+
+def test_token_entropy_closed_forms():
+    # uniform over 4 → log 4; one-hot-ish → ~0; two-way 50/50 → log 2
+    logits = torch.tensor([[0.0, 0.0, 0.0, 0.0], [100.0, 0.0, 0.0, 0.0], [3.0, 3.0, -1e4, -1e4]])
+    assert token_entropy(logits).tolist() == pytest.approx([math.log(4), 0.0, math.log(2)], abs=1e-5)
+
+
+def test_solved_fractions_and_histogram():
+    correct = torch.tensor([[1, 1, 1], [0, 0, 0], [1, 0, 0], [0, 0, 0]])
+    assert solved_fractions(correct) == {"rollout/all_solved_frac": 0.25, "rollout/none_solved_frac": 0.5}
+    # c = 0: two groups, c = 1: one, c = 3: one
+    assert group_accuracy_histogram(correct).tolist() == [0.5, 0.25, 0.0, 0.25]
+
+
+def test_group_covariance():
+    # logp (-1, -3), A (+1, -1): centred (1, -1)·(1, -1) → (1 + 1)/2 = 1
+    # second group: A all 0 → 0
+    mean_logp = torch.tensor([[-1.0, -3.0], [-2.0, -5.0]])
+    advantages = torch.tensor([[1.0, -1.0], [0.0, 0.0]])
+    cov = group_logp_adv_covariance(mean_logp, advantages)
+    assert cov.tolist() == pytest.approx([1.0, 0.0])
+    assert covariance_by_accuracy(cov, torch.tensor([[1, 0], [1, 1]])) == {1: 1.0, 2: 0.0}
+
+
+def test_positive_logprob_gain():
+    old = torch.zeros(3, 2)
+    new = torch.tensor([[0.5, 0.5], [1.0, 9.0], [-1.0, 0.0]])
+    mask = torch.tensor([[1, 1], [1, 0], [1, 1]])
+    # correct rollouts 0 and 2: sums 1.0 and -1.0 → mean 0.0; the masked 9.0 is ignored
+    assert positive_logprob_gain(new, old, mask, torch.tensor([1, 0, 1])) == pytest.approx(0.0)
+    assert positive_logprob_gain(new, old, mask, torch.tensor([0, 1, 0])) == pytest.approx(1.0)
+    assert positive_logprob_gain(new, old, mask, torch.tensor([0, 0, 0])) is None
+
+
+def test_ema_matches_paper_smoothing():
+    # s1 = 1; s2 = 0.7·1 + 0.3·2 = 1.3; None carries 1.3; s4 = 0.7·1.3 + 0.3·0 = 0.91
+    assert ema([1.0, 2.0, None, 0.0], 0.7) == pytest.approx([1.0, 1.3, 1.3, 0.91])
+    assert ema([None, 1.0]) == [None, 1.0]
