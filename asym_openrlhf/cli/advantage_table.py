@@ -67,13 +67,13 @@ def plot_curves(path: str, name: str, group_size: int, options: AdvantageOptions
     import matplotlib.pyplot as plt
 
     fig, (ax_pos, ax_neg) = plt.subplots(1, 2, figsize=(10, 4))
-    curves = [(name, options, "C0", "-")]
+    curves = [(name, options, f"{name} ({_settings(name, options)})", "C0", "-")]
     if name != "group_norm":
-        curves.append(("group_norm", AdvantageOptions(), "C1", "--"))
+        curves.append(("group_norm", AdvantageOptions(), "GRPO (group_norm, unbiased std)", "C1", "--"))
     if name != "reinforce":
-        curves.append(("reinforce", AdvantageOptions(), "C2", ":"))
-    for label, opts, color, style in curves:
-        rows = table_rows(label, group_size, opts)
+        curves.append(("reinforce", AdvantageOptions(), "REINFORCE (+1/-1)", "C2", ":"))
+    for curve_name, opts, label, color, style in curves:
+        rows = table_rows(curve_name, group_size, opts)
         pos = [(r["p"], r["adv_pos"]) for r in rows if r["adv_pos"] is not None]
         neg = [(r["p"], r["adv_neg"]) for r in rows if r["adv_neg"] is not None]
         ax_pos.plot(*zip(*pos), style, marker="o", color=color, label=label)
