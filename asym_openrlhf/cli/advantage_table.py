@@ -41,12 +41,16 @@ def table_rows(name: str, group_size: int, options: AdvantageOptions) -> list[di
     ]
 
 
-def format_table(name: str, group_size: int, options: AdvantageOptions, rows: list[dict]) -> str:
+def _settings(name: str, options: AdvantageOptions) -> str:
+    """The options that estimator ``name`` actually uses, e.g. ``beta_pos=0.9, beta_neg=0.4, flip=none``."""
     resolved = ESTIMATORS[name].resolve(options)
     reads = ESTIMATORS[name].reads + tuple(ESTIMATORS[name].fixed)
-    settings = ", ".join(f"{key}={getattr(resolved, key)}" for key in dict.fromkeys(reads))
+    return ", ".join(f"{key}={getattr(resolved, key)}" for key in dict.fromkeys(reads)) or "no options"
+
+
+def format_table(name: str, group_size: int, options: AdvantageOptions, rows: list[dict]) -> str:
     lines = [
-        f"{name} ({settings or 'no options'}), G = {group_size}",
+        f"{name} ({_settings(name, options)}), G = {group_size}",
         "",
         "   c      p    A_pos(correct)   A_neg(wrong)",
     ]
