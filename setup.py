@@ -39,7 +39,7 @@ setup(
         "tqdm",
         "matplotlib",
         "tensorboard",
-        "math-verify[antlr4_13_2]==0.9.0",
+        "math-verify[antlr4-13-2]==0.9.0",
     ],
     extras_require={
         "openrlhf": OPENRLHF_PINS,
