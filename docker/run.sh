@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Runs one command in the asym_openrlhf image on this GPU node, with the GPUs, enough shared memory, and the
+# repository, data, checkpoint and model-cache folders mounted. Without a command: an interactive shell.
+#
+#   docker/run.sh bash examples/scripts/qwen3-4b/train_asymgrpo.sh
+#   docker/run.sh asym-eval run --model /checkpoints/qwen3-4b/asymgrpo/best --benchmarks math500 \
+#       --output_dir /checkpoints/eval/asymgrpo
+#
+# Host paths and options come from the environment [defaults]:
+#   ASYM_IMAGE        image to run                                        [asym-openrlhf:0.1.0]
+#   ASYM_REPO_DIR     checkout, mounted at /workspace/asym_openrlhf (the working directory)   [this repo]
+#   ASYM_DATA_DIR     data folder, mounted at /data                       [$ASYM_REPO_DIR/data]
+#   ASYM_CKPT_DIR     checkpoints and logs, mounted at /checkpoints       [$ASYM_REPO_DIR/outputs]
+#   ASYM_HF_HOME      Hugging Face cache (model weights), at /hf_home     [$HOME/.cache/huggingface]
+#   ASYM_GPUS         value of `docker run --gpus`                        [all]
+#   ASYM_SHM_SIZE     /dev/shm size: NCCL and Ray's object store use it   [64g]
+#   ASYM_NETWORK      docker network; host lets Ray nodes reach each other [host]
+#   ASYM_DOCKER_ARGS  more `docker run` arguments, split on spaces, e.g. "--name ray-head --detach"
+#   ASYM_DOCKER       docker client                                       [docker]
+# Inside, the same ASYM_*_DIR names hold the container paths, so a script reads ${ASYM_DATA_DIR} either way.
+# The container runs as your own UID/GID, so what it writes into the mounts stays yours.
+set -euo pipefail
+
+repo_dir=$(cd "${ASYM_REPO_DIR:-$(dirname "$0")/..}" && pwd)
+data_dir=${ASYM_DATA_DIR:-$repo_dir/data}
+ckpt_dir=${ASYM_CKPT_DIR:-$repo_dir/outputs}
+hf_home=${ASYM_HF_HOME:-${HOME:-/tmp}/.cache/huggingface}
+# Docker creates a missing host folder as root; create them here so they belong to the caller.
+mkdir -p "$data_dir" "$ckpt_dir" "$hf_home"
+
+extra_args=()
+if [[ -n ${ASYM_DOCKER_ARGS:-} ]]; then
+  read -r -a extra_args <<<"$ASYM_DOCKER_ARGS"
+fi
+tty_args=()
+if [[ -t 0 && -t 1 ]]; then
+  tty_args=(--interactive --tty)
+fi
+if [[ $# -eq 0 ]]; then
+  set -- bash
+fi
+
+docker_args=(
+  run --rm "${tty_args[@]}"
+  --gpus "${ASYM_GPUS:-all}"
+  --shm-size "${ASYM_SHM_SIZE:-64g}"
+  --ulimit memlock=-1 --ulimit stack=67108864
+  --network "${ASYM_NETWORK:-host}"
+  --user "$(id -u):$(id -g)"
+  # An arbitrary UID has no home in the image; Triton, vLLM and Ray write caches under $HOME.
+  --env HOME=/tmp/asym-home
+  --volume "$repo_dir:/workspace/asym_openrlhf"
+  --volume "$data_dir:/data"
+  --volume "$ckpt_dir:/checkpoints"
+  --volume "$hf_home:/hf_home"
+  --env ASYM_DATA_DIR=/data
+  --env ASYM_CKPT_DIR=/checkpoints
+  --env HF_HOME=/hf_home
+  # Passed only when set on the host: credentials stay out of the image, and interface names differ by site.
+  --env HF_TOKEN --env WANDB_API_KEY --env NCCL_SOCKET_IFNAME --env GLOO_SOCKET_IFNAME --env NCCL_IB_HCA
+  --workdir /workspace/asym_openrlhf
+  "${extra_args[@]}"
+  "${ASYM_IMAGE:-asym-openrlhf:0.1.0}"
+  "$@"
+)
+exec "${ASYM_DOCKER:-docker}" "${docker_args[@]}"
