@@ -1,0 +1,316 @@
+"""Grade one model response against a reference answer: the code both the evaluation and the training reward use.
+
+Order of work, cheapest first (most pairs never reach sympy):
+  1. clean the response (control characters out) and extract the answer: the last complete ``\\boxed{}`` or
+     ``\\fbox{}``, else the last "the answer is ..." phrase;
+  2. exact match after a meaning-preserving normalization (spaces, ``\\left``/``\\right``, ``\\dfrac``, ``$``);
+  3. plain numbers compared exactly as fractions (two different integers are settled as wrong here);
+  4. math-verify 0.9.0 (``parse``/``verify``, built on latex2sympy2_extended), the reference parsed once per
+     process (``lru_cache``).
+
+Time limits: math-verify's own timeouts use SIGALRM, which only works in a process's main thread. In the main
+thread we arm one SIGALRM timer of our own around the whole math-verify step (float seconds, one bound for
+parse + verify together). In any other thread (a reward function inside a vLLM engine actor) the math-verify
+step is handed to a persistent child process that is killed when it overruns, so a call never hangs.
+
+>>> grade_response("... so $x = 4$. The answer is $\\\\boxed{4}$.", "4").correct
+True
+>>> grade_response("We get \\\\boxed{\\\\dfrac{1}{2}}", "0.5").reason
+'math_verify'
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import re
+import signal
+import threading
+from dataclasses import dataclass
+from fractions import Fraction
+
+DEFAULT_TIMEOUT_S = 5.0
+# Longest extracted answer we hand to the symbolic parser; the longest reference in the five benchmarks is
+# 198 characters, so anything this long is a runaway generation, not an answer.
+MAX_ANSWER_CHARS = 1000
+# How many ``\boxed`` openings we try from the end before giving up (bounds the work on brace bombs).
+MAX_BOXED_TRIES = 8
+
+# Every C0 control character except tab and newline, and DEL: they only ever come from broken generations.
+_CONTROL_CHARS = {code: None for code in [*range(0, 9), *range(11, 32), 127]}
+_BOXED_OPENERS = ("\\boxed", "\\fbox")
+_ANSWER_IS = re.compile(r"answer is[:\s]*", re.IGNORECASE)
+_PLAIN_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)")
+_SPACING_COMMANDS = re.compile(r"\\left(?![a-zA-Z])|\\right(?![a-zA-Z])|\\displaystyle|\\[!,;: ]|\s+|\$")
+
+
+@dataclass(frozen=True)
+class GradeResult:
+    """``correct``: the verdict; ``extracted``: the answer taken from the response (None if none);
+    ``reason``: which step decided (exact, number, math_verify, ...) or why it failed (timeout, ...)."""
+
+    correct: bool
+    extracted: str | None
+    reason: str
+
+
+class GradingTimeout(BaseException):
+    """Raised by our SIGALRM timer. A BaseException, like math-verify's, so ``except Exception`` inside
+    sympy or math-verify cannot swallow it."""
+
+
+def clean_response(response: str) -> str:
+    return response.translate(_CONTROL_CHARS)
+
+
+def _braced_content(text: str, open_index: int) -> str | None:
+    """Content of the ``{...}`` starting at ``text[open_index] == "{"``, or None when it never closes."""
+    depth = 0
+    for index in range(open_index, len(text)):
+        char = text[index]
+        if char == "{":
+            depth += 1
+        elif char == "}":
+            depth -= 1
+            if depth == 0:
+                return text[open_index + 1 : index]
+    return None
+
+
+def _last_boxed(text: str) -> str | None:
+    end = len(text)
+    for _ in range(MAX_BOXED_TRIES):
+        start = max(text.rfind(opener, 0, end) for opener in _BOXED_OPENERS)
+        if start < 0:
+            return None
+        after = start + (len("\\boxed") if text.startswith("\\boxed", start) else len("\\fbox"))
+        rest = text[after : after + 1]
+        if rest == "{":
+            content = _braced_content(text, after)
+            if content is not None:
+                return content
+        elif rest == " ":  # "\boxed 5": the argument is the next token
+            token = text[after + 1 :].split(maxsplit=1)
+            if token:
+                return token[0].rstrip("$.")
+        end = start  # unclosed or empty: try the previous one
+    return None
+
+
+def extract_answer(response: str) -> str | None:
+    """The last complete ``\\boxed{...}`` (or ``\\fbox{...}``), else the text after the last "answer is".
+
+    >>> extract_answer("first \\\\boxed{1}, then \\\\boxed{\\\\frac{2}{3}}")
+    '\\\\frac{2}{3}'
+    >>> extract_answer("Hence the answer is $42$.")
+    '42'
+    """
+    boxed = _last_boxed(response)
+    if boxed is not None:
+        return boxed.strip()
+    matches = list(_ANSWER_IS.finditer(response[-5000:]))
+    if not matches:
+        return None
+    tail = response[-5000:][matches[-1].end() :].split("\n", 1)[0][:200]
+    answer = tail.strip().strip("$").strip().rstrip(".").strip().strip("$").strip()
+    return answer or None
+
+
+def normalize(answer: str) -> str:
+    """Spelling differences that never change the value: spacing, ``\\left``/``\\right``, ``$``, ``\\dfrac``,
+    a trailing period.
+
+    >>> normalize("\\\\left( 3, \\\\dfrac{\\\\pi}{2} \\\\right).")
+    '(3,\\\\frac{\\\\pi}{2})'
+    """
+    text = _SPACING_COMMANDS.sub("", answer)
+    text = text.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac")
+    return text.rstrip(".")
+
+
+def _as_fraction(text: str) -> Fraction | None:
+    return Fraction(text) if _PLAIN_NUMBER.fullmatch(text) else None
+
+
+def _numeric_value(text: str) -> Fraction | None:
+    """A plain number, allowing a trailing percent sign (only used with an explicit tolerance)."""
+    text = normalize(text)
+    for suffix in ("\\%", "%"):
+        text = text.removesuffix(suffix)
+    return _as_fraction(text)
+
+
+def _fast_verdict(extracted: str, answer: str, tolerance: float | None) -> tuple[bool, str] | None:
+    """(correct, reason) when settled without a symbolic parse, else None."""
+    if tolerance is not None:
+        pred_value, gold_value = _numeric_value(extracted), _numeric_value(answer)
+        if pred_value is not None and gold_value is not None:
+            return abs(pred_value - gold_value) <= Fraction(str(tolerance)), "number_within_tolerance"
+    pred, gold = normalize(extracted), normalize(answer)
+    if pred == gold:
+        return True, "exact"
+    pred_value, gold_value = _as_fraction(pred), _as_fraction(gold)
+    if pred_value is not None and gold_value is not None:
+        if pred_value == gold_value:
+            return True, "number"
+        # Two different integers are different; decimals go on to math-verify, which rounds to 6 places.
+        if "." not in pred and "." not in gold:
+            return False, "number"
+    return None
+
+
+def split_top_level(answer: str) -> list[str]:
+    """Split on commas that are not inside any bracket: ``(1,2),(3,4)`` -> ``["(1,2)", "(3,4)"]``."""
+    parts, depth, current = [], 0, []
+    for char in answer:
+        if char in "([{":
+            depth += 1
+        elif char in ")]}":
+            depth -= 1
+        if char == "," and depth == 0:
+            parts.append("".join(current).strip())
+            current = []
+        else:
+            current.append(char)
+    parts.append("".join(current).strip())
+    return [part for part in parts if part]
+
+
+# --- math-verify -------------------------------------------------------------------------------------------
+
+
+def _math_verify():
+    import math_verify
+
+    # math-verify logs a warning for every unparsable string; a grader sees thousands of those.
+    logging.getLogger("math_verify").setLevel(logging.ERROR)
+    logging.getLogger("latex2sympy2_extended").setLevel(logging.ERROR)
+    return math_verify
+
+
+@functools.lru_cache(maxsize=4096)
+def parse_reference(answer: str):
+    """The reference parsed once per process (a benchmark has k samples per problem)."""
+    return _math_verify().parse(f"${answer}$", parsing_timeout=None)
+
+
+def _symbolic_equal(extracted: str, answer: str) -> bool:
+    math_verify = _math_verify()
+    gold = parse_reference(answer)
+    pred = math_verify.parse(f"${extracted}$", parsing_timeout=None)
+    if not gold or not pred:
+        return False
+    return bool(math_verify.verify(gold, pred, timeout_seconds=None))
+
+
+def _symbolic_verdict(extracted: str, answer: str, multiple_answers: bool) -> bool:
+    if _symbolic_equal(extracted, answer):
+        return True
+    if not multiple_answers:
+        return False
+    # OlympiadBench multi-answer: the same answers in any order, each part graded on its own.
+    gold_parts, pred_parts = split_top_level(answer), split_top_level(extracted)
+    if len(gold_parts) != len(pred_parts) or len(gold_parts) < 2:
+        return False
+    unmatched = list(pred_parts)
+    for gold_part in gold_parts:
+        match = next((p for p in unmatched if _part_equal(p, gold_part)), None)
+        if match is None:
+            return False
+        unmatched.remove(match)
+    return True
+
+
+def _part_equal(pred: str, gold: str) -> bool:
+    fast = _fast_verdict(pred, gold, None)
+    return fast[0] if fast is not None else _symbolic_equal(pred, gold)
+
+
+class _AlarmTimer:
+    """SIGALRM after ``seconds`` (main thread only); restores whatever timer and handler were there."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+
+    def __enter__(self):
+        def on_alarm(signum, frame):
+            raise GradingTimeout(f"grading took over {self.seconds:g}s")
+
+        self.previous_handler = signal.signal(signal.SIGALRM, on_alarm)
+        self.previous_timer = signal.setitimer(signal.ITIMER_REAL, self.seconds)
+        return self
+
+    def __exit__(self, *exc):
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, self.previous_handler)
+        if self.previous_timer[0] > 0:  # someone else's timer was running: put it back
+            signal.setitimer(signal.ITIMER_REAL, *self.previous_timer)
+        return False
+
+
+def grade_in_this_process(
+    response: str,
+    answer: str,
+    *,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    multiple_answers: bool = False,
+    tolerance: float | None = None,
+) -> GradeResult:
+    """``grade_response`` without the thread check: must run in the main thread (SIGALRM)."""
+    extracted = extract_answer(clean_response(response))
+    if extracted is None:
+        return GradeResult(False, None, "no_answer")
+    fast = _fast_verdict(extracted, answer, tolerance)
+    if fast is not None:
+        return GradeResult(fast[0], extracted, fast[1])
+    if len(extracted) > MAX_ANSWER_CHARS:
+        return GradeResult(False, extracted[:MAX_ANSWER_CHARS], "answer_too_long")
+    try:
+        with _AlarmTimer(timeout_s):
+            correct = _symbolic_verdict(extracted, answer, multiple_answers)
+    except GradingTimeout:
+        return GradeResult(False, extracted, "timeout")
+    except Exception as err:  # a parser bug on one odd string must not stop a run
+        return GradeResult(False, extracted, f"error: {type(err).__name__}")
+    return GradeResult(correct, extracted, "math_verify")
+
+
+def grade_response(
+    response: str,
+    answer: str,
+    *,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    multiple_answers: bool = False,
+    tolerance: float | None = None,
+) -> GradeResult:
+    """Is ``response``'s final answer equal to ``answer``? Safe from any thread; never runs past
+    ``timeout_s`` (plus about a second of process start-up the first time it is called off the main thread).
+
+    ``multiple_answers``: ``answer`` is a comma-separated list (OlympiadBench ``is_multiple_answer``), any
+    order accepted. ``tolerance``: absolute numeric tolerance (OlympiadBench ``error``).
+    """
+    if threading.current_thread() is threading.main_thread():
+        return grade_in_this_process(
+            response, answer, timeout_s=timeout_s, multiple_answers=multiple_answers, tolerance=tolerance
+        )
+    # Off the main thread SIGALRM is unavailable: settle the cheap cases here, hand the rest to a child.
+    extracted = extract_answer(clean_response(response))
+    if extracted is None:
+        return GradeResult(False, None, "no_answer")
+    fast = _fast_verdict(extracted, answer, tolerance)
+    if fast is not None:
+        return GradeResult(fast[0], extracted, fast[1])
+    from asym_eval.pool import shared_thread_pool
+
+    request = GradeRequest(response, answer, multiple_answers, tolerance)
+    return shared_thread_pool(timeout_s).grade([request], progress=False)[0]
+
+
+@dataclass(frozen=True)
+class GradeRequest:
+    """One (response, reference) pair with the OlympiadBench fields."""
+
+    response: str
+    answer: str
+    multiple_answers: bool = False
+    tolerance: float | None = None

@@ -1,0 +1,255 @@
+"""Grade many pairs in parallel processes, each pair under a hard time limit.
+
+Why a pool of our own and not ``multiprocessing.Pool``: a standard pool cannot kill the one worker that is
+stuck in C code (a sympy power tower) and keep the rest of the run; here a worker that overruns or crashes is
+killed and replaced, and only the pair it held is scored wrong, with the reason recorded.
+
+Why affinity: each distinct reference answer is given to one worker, so it is parsed once in the whole run
+(each worker keeps ``parse_reference`` in an ``lru_cache``). Idle workers steal whole answer groups.
+"""
+
+from __future__ import annotations
+
+import atexit
+import collections
+import multiprocessing
+import os
+import signal
+import threading
+import time
+from multiprocessing.connection import wait
+
+from asym_eval.grading import DEFAULT_TIMEOUT_S, GradeRequest, GradeResult, grade_in_this_process
+
+# A worker also arms its own SIGALRM at timeout_s; the parent kills it only if that did not work (C code).
+KILL_GRACE_S = 1.0
+# Pairs sent ahead to a worker, so it never waits on the parent between two quick pairs.
+PIPELINE_DEPTH = 2
+WORKER_MEMORY_LIMIT_BYTES = 6 * 1024**3
+
+
+def _worker_loop(conn, timeout_s: float) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    try:  # a runaway big-integer computation should fail with MemoryError, not swap the machine
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_AS, (WORKER_MEMORY_LIMIT_BYTES, WORKER_MEMORY_LIMIT_BYTES))
+    except (ImportError, ValueError, OSError):
+        pass
+    from asym_eval.grading import _math_verify
+
+    _math_verify()  # import before saying ready, so the import does not eat into a pair's time limit
+    conn.send("ready")
+    while True:
+        try:
+            message = conn.recv()
+        except (EOFError, OSError):
+            return
+        if message is None:
+            return
+        index, request = message
+        result = grade_in_this_process(
+            request.response,
+            request.answer,
+            timeout_s=timeout_s,
+            multiple_answers=request.multiple_answers,
+            tolerance=request.tolerance,
+        )
+        conn.send((index, result))
+
+
+class _Worker:
+    def __init__(self, context, timeout_s: float):
+        self.conn, child_conn = context.Pipe()
+        self.process = context.Process(target=_worker_loop, args=(child_conn, timeout_s), daemon=True)
+        self.process.start()
+        child_conn.close()
+        self.ready = False
+        self.in_flight: collections.deque[int] = collections.deque()  # sent, oldest first
+        self.head_started = 0.0  # when the oldest in-flight pair began on the worker
+
+    def kill(self) -> None:
+        if self.process.is_alive():
+            self.process.kill()
+        self.process.join(5)
+        self.conn.close()
+
+
+class GradingPool:
+    """``with GradingPool(2) as pool: results = pool.grade(requests)`` (results in request order)."""
+
+    def __init__(self, num_workers: int | None = None, timeout_s: float = DEFAULT_TIMEOUT_S):
+        self.num_workers = max(1, num_workers or os.cpu_count() or 1)
+        self.timeout_s = timeout_s
+        # spawn, not fork: the caller may be a threaded process (a vLLM engine actor, tqdm's monitor thread).
+        self.context = multiprocessing.get_context("spawn")
+        self.workers = [_Worker(self.context, timeout_s) for _ in range(self.num_workers)]
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self) -> None:
+        for worker in self.workers:
+            try:
+                worker.conn.send(None)
+            except (OSError, ValueError):
+                pass
+        for worker in self.workers:
+            worker.process.join(2)
+            worker.kill()
+        self.workers = []
+
+    def _replace(self, slot: int) -> None:
+        self.workers[slot].kill()
+        self.workers[slot] = _Worker(self.context, self.timeout_s)
+
+    def grade(
+        self, requests: list[GradeRequest], progress: bool = True, desc: str = "grading"
+    ) -> list[GradeResult]:
+        results: list[GradeResult | None] = [None] * len(requests)
+        queues = self._assign_by_answer(requests)
+        bar = None
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=len(requests), desc=desc, unit="pair", dynamic_ncols=True)
+        remaining = len(requests)
+        while remaining:
+            now = time.monotonic()
+            for slot, worker in enumerate(self.workers):
+                self._top_up(slot, worker, queues, requests, now)
+            waiting = {worker.conn: slot for slot, worker in enumerate(self.workers)}
+            deadlines = [
+                w.head_started + self.timeout_s + KILL_GRACE_S
+                for w in self.workers
+                if w.ready and w.in_flight
+            ]
+            wait_s = max(0.0, min(deadlines) - time.monotonic()) if deadlines else 1.0
+            for conn in wait(list(waiting), timeout=wait_s):
+                slot = waiting[conn]
+                worker = self.workers[slot]
+                try:
+                    message = conn.recv()
+                except (EOFError, OSError):
+                    remaining -= self._fail_head(slot, queues, results, requests, "worker_crashed")
+                    continue
+                if message == "ready":
+                    worker.ready = True
+                    worker.head_started = time.monotonic()
+                    continue
+                index, result = message
+                worker.in_flight.popleft()
+                worker.head_started = time.monotonic()
+                results[index] = result
+                remaining -= 1
+                if bar is not None:
+                    bar.update(1)
+            now = time.monotonic()
+            for slot, worker in enumerate(self.workers):
+                if (
+                    worker.ready
+                    and worker.in_flight
+                    and now > worker.head_started + self.timeout_s + KILL_GRACE_S
+                ):
+                    remaining -= self._fail_head(slot, queues, results, requests, "timeout_killed")
+                    if bar is not None:
+                        bar.update(1)
+        if bar is not None:
+            bar.close()
+        return results  # type: ignore[return-value]
+
+    def _fail_head(self, slot, queues, results, requests, reason: str) -> int:
+        """The worker in ``slot`` died or overran: its oldest pair is scored wrong, the rest go back."""
+        worker = self.workers[slot]
+        if not worker.in_flight:  # died while starting: nothing was lost
+            self._replace(slot)
+            return 0
+        index = worker.in_flight.popleft()
+        if reason == "worker_crashed":
+            worker.process.join(1)
+            reason = f"worker_crashed (exit code {worker.process.exitcode})"
+        results[index] = GradeResult(False, None, reason)
+        if worker.in_flight:
+            queues[slot].appendleft(collections.deque(worker.in_flight))
+        self._replace(slot)
+        return 1
+
+    def _top_up(self, slot, worker, queues, requests, now) -> None:
+        if not worker.ready:
+            return
+        while len(worker.in_flight) < PIPELINE_DEPTH:
+            index = self._next_index(slot, queues)
+            if index is None:
+                return
+            if not worker.in_flight:
+                worker.head_started = now
+            worker.in_flight.append(index)
+            worker.conn.send((index, requests[index]))
+
+    def _next_index(self, slot, queues) -> int | None:
+        own = queues[slot]
+        while own and not own[0]:
+            own.popleft()
+        if not own:
+            self._steal(slot, queues)
+        return own[0].popleft() if own else None
+
+    @staticmethod
+    def _steal(slot, queues) -> None:
+        """An idle worker takes the busiest worker's last answer group, or half of its only group (the
+        reference is then parsed twice, which is cheaper than leaving a core idle at the end)."""
+        for queue in queues:
+            while queue and not queue[-1]:
+                queue.pop()
+        donor = max(range(len(queues)), key=lambda s: sum(len(group) for group in queues[s]))
+        if donor == slot or not queues[donor]:
+            return
+        if len(queues[donor]) >= 2:
+            queues[slot].append(queues[donor].pop())
+            return
+        group = queues[donor][0]
+        if len(group) >= 2:
+            queues[slot].append(collections.deque(group.pop() for _ in range(len(group) // 2)))
+
+    def _assign_by_answer(self, requests: list[GradeRequest]) -> list[collections.deque]:
+        groups: dict[str, list[int]] = collections.defaultdict(list)
+        for index, request in enumerate(requests):
+            groups[request.answer].append(index)
+        queues = [collections.deque() for _ in self.workers]
+        loads = [0] * len(self.workers)
+        for indices in sorted(groups.values(), key=len, reverse=True):
+            slot = loads.index(min(loads))
+            queues[slot].append(collections.deque(indices))
+            loads[slot] += len(indices)
+        return queues
+
+
+_shared_pools: dict[float, GradingPool] = {}
+_shared_lock = threading.Lock()
+
+
+class _LockedPool:
+    """One persistent single-worker pool per time limit, shared by the threads of a process."""
+
+    def __init__(self, timeout_s: float):
+        self.timeout_s = timeout_s
+
+    def grade(self, requests, progress=False):
+        with _shared_lock:
+            pool = _shared_pools.get(self.timeout_s)
+            if pool is None:
+                pool = _shared_pools[self.timeout_s] = GradingPool(1, self.timeout_s)
+            return pool.grade(requests, progress=progress)
+
+
+def shared_thread_pool(timeout_s: float) -> _LockedPool:
+    return _LockedPool(timeout_s)
+
+
+@atexit.register
+def _close_shared_pools() -> None:
+    for pool in _shared_pools.values():
+        pool.close()
