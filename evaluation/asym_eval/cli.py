@@ -1,0 +1,253 @@
+"""``asym-eval``: Avg@k evaluation of a model on the paper's five math benchmarks (or your own).
+
+asym-eval run    --model DIR --benchmarks math500,aime24,... --output_dir OUT
+asym-eval grade  --input F.jsonl --output G.jsonl
+asym-eval select --checkpoints DIR_WITH_STEPS --benchmarks ... --output_dir OUT
+asym-eval plot   --runs NAME=OUT ... --output bars.png  |  --sweep SELECT_OUT --output sweep.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from asym_eval.grading import DEFAULT_TIMEOUT_S
+from asym_eval.scoring import PAPER_BENCHMARKS
+
+ALL_BENCHMARKS = ",".join(PAPER_BENCHMARKS)
+
+
+def _positive_float(flag):
+    def convert(text):
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{flag}: not a number: {text!r}") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"{flag}: must be > 0, got {text}")
+        return value
+
+    return convert
+
+
+def _add_grading_flags(parser):
+    parser.add_argument(
+        "--workers", type=int, default=None, help="grading processes (default: one per CPU core)"
+    )
+    parser.add_argument(
+        "--timeout_s",
+        type=_positive_float("--timeout_s"),
+        default=DEFAULT_TIMEOUT_S,
+        help=f"time limit per graded pair, seconds; past it (+1 s grace) the worker is killed (default {DEFAULT_TIMEOUT_S})",
+    )
+
+
+def _add_generation_flags(parser, benchmarks_default=ALL_BENCHMARKS):
+    parser.add_argument(
+        "--benchmarks",
+        default=benchmarks_default,
+        help=f"comma list of {ALL_BENCHMARKS}, or NAME=PATH.jsonl for your own (fields problem, answer) (default: {benchmarks_default})",
+    )
+    parser.add_argument(
+        "--n",
+        action="append",
+        metavar="K|NAME=K",
+        help="samples per problem (the k of Avg@k): K for all, NAME=K for one, repeatable "
+        "(default: the paper's, 5 for math500/olympiadbench, 10 for aime24/aime25/amc23, 1 for custom files)",
+    )
+    parser.add_argument(
+        "--temperature", type=float, default=0.4, help="sampling temperature, 0 = greedy (paper: 0.4)"
+    )
+    parser.add_argument(
+        "--top_p", type=float, default=1.0, help="nucleus sampling top-p in (0, 1] (paper: 1.0)"
+    )
+    parser.add_argument(
+        "--max_tokens", type=int, default=4096, help="most tokens generated per response (default 4096)"
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, help="base seed; problem i is sampled with seed + i (default 0)"
+    )
+    parser.add_argument(
+        "--limit", type=int, default=None, help="only the first N problems of each benchmark (smoke runs)"
+    )
+    parser.add_argument(
+        "--backend",
+        choices=["vllm", "hf"],
+        default=None,
+        help="vllm (the default where it is installed; one batched call per benchmark) or hf (transformers generate)",
+    )
+    parser.add_argument(
+        "--tensor_parallel_size", type=int, default=1, help="GPUs per model, vllm backend (default 1)"
+    )
+    parser.add_argument(
+        "--prompt_format",
+        choices=["chat", "raw"],
+        default="chat",
+        help="chat: chat template + the SPEC §6 instruction (paper); raw: the problem text is the whole prompt",
+    )
+    _add_grading_flags(parser)
+
+
+def _run_config(
+    args, model: str, output_dir: str, benchmarks: str | None = None, run_name: str | None = None
+):
+    from asym_eval.benchmarks import parse_benchmark_spec
+    from asym_eval.generation import vllm_available
+    from asym_eval.harness import RunConfig, parse_n
+
+    if not 0 < args.top_p <= 1:
+        raise ValueError(f"--top_p: must be in (0, 1], got {args.top_p}")
+    if args.temperature < 0:
+        raise ValueError(f"--temperature: must be >= 0, got {args.temperature}")
+    for flag in ("max_tokens", "tensor_parallel_size"):
+        if getattr(args, flag) < 1:
+            raise ValueError(f"--{flag}: must be >= 1, got {getattr(args, flag)}")
+    if args.limit is not None and args.limit < 1:
+        raise ValueError(f"--limit: must be >= 1, got {args.limit}")
+    benchmarks = benchmarks or args.benchmarks
+    names = [name for name, _ in parse_benchmark_spec(benchmarks)]
+    return RunConfig(
+        model=model,
+        benchmarks=benchmarks,
+        output_dir=output_dir,
+        n=parse_n(args.n, names),
+        temperature=args.temperature,
+        top_p=args.top_p,
+        max_tokens=args.max_tokens,
+        seed=args.seed,
+        limit=args.limit,
+        backend=args.backend or ("vllm" if vllm_available() else "hf"),
+        tensor_parallel_size=args.tensor_parallel_size,
+        prompt_format=args.prompt_format,
+        workers=args.workers,
+        timeout_s=args.timeout_s,
+        run_name=run_name,
+    )
+
+
+def cmd_run(args) -> int:
+    from asym_eval.harness import run_evaluation
+
+    run_evaluation(_run_config(args, args.model, args.output_dir))
+    return 0
+
+
+def cmd_grade(args) -> int:
+    from asym_eval.grading import GradeRequest
+    from asym_eval.pool import GradingPool
+
+    rows, requests = [], []
+    with open(args.input, encoding="utf-8") as handle:
+        for line_number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                request = GradeRequest(
+                    str(row["response"]),
+                    str(row["answer"]),
+                    bool(row.get("is_multiple_answer", False)),
+                    None if row.get("error") in (None, "") else float(row["error"]),
+                )
+            except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
+                raise ValueError(
+                    f"{args.input}:{line_number}: need JSON with 'response' and 'answer' ({err})"
+                ) from None
+            rows.append(row)
+            requests.append(request)
+    with GradingPool(args.workers, args.timeout_s) as pool:
+        results = pool.grade(requests)
+    tmp = Path(args.output + ".tmp")
+    with tmp.open("w", encoding="utf-8") as handle:
+        for row, result in zip(rows, results):
+            row.update(correct=result.correct, extracted=result.extracted, reason=result.reason)
+            handle.write(json.dumps(row) + "\n")
+    tmp.replace(args.output)
+    correct = sum(result.correct for result in results)
+    print(
+        f"graded {len(results)} pairs: {correct} correct ({100.0 * correct / max(1, len(results)):.2f}%) -> {args.output}"
+    )
+    return 0
+
+
+def cmd_select(args) -> int:
+    from asym_eval.select import select_checkpoint
+
+    select_checkpoint(args, _run_config)
+    return 0
+
+
+def cmd_plot(args) -> int:
+    from asym_eval.plots import plot_runs, plot_sweep
+
+    if bool(args.runs) == bool(args.sweep):
+        raise ValueError("plot: give either --runs NAME=OUT ... or --sweep SELECT_OUT")
+    if args.runs:
+        plot_runs(args.runs, args.output)
+    else:
+        plot_sweep(args.sweep, args.output)
+    print(f"wrote {args.output}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="asym-eval", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    run = sub.add_parser("run", help="generate, grade and score one model (resumable)")
+    run.add_argument("--model", required=True, help="model directory (Hugging Face format)")
+    run.add_argument("--output_dir", required=True, help="where samples.jsonl, summary.json, table.md go")
+    _add_generation_flags(run)
+    run.set_defaults(handler=cmd_run)
+
+    grade = sub.add_parser("grade", help="grade a JSONL of (response, answer) pairs")
+    grade.add_argument(
+        "--input",
+        required=True,
+        help="JSONL with 'response' and 'answer' (optional is_multiple_answer, error)",
+    )
+    grade.add_argument(
+        "--output", required=True, help="the input lines with correct, extracted, reason added"
+    )
+    _add_grading_flags(grade)
+    grade.set_defaults(handler=cmd_grade)
+
+    select = sub.add_parser(
+        "select", help="score every checkpoint on one benchmark, evaluate the best on all"
+    )
+    select.add_argument(
+        "--checkpoints", required=True, help="folder whose subfolders are checkpoints (names carry the step)"
+    )
+    select.add_argument(
+        "--output_dir", required=True, help="one run folder per checkpoint, plus selection.json/.md"
+    )
+    select.add_argument(
+        "--select_on", default="math500", help="benchmark that picks the checkpoint (paper: math500)"
+    )
+    _add_generation_flags(select)
+    select.set_defaults(handler=cmd_select)
+
+    plot = sub.add_parser("plot", help="bar chart of several runs, or accuracy against training step")
+    plot.add_argument(
+        "--runs", nargs="+", metavar="NAME=OUT", help="run folders (from asym-eval run) to compare"
+    )
+    plot.add_argument("--sweep", help="folder written by asym-eval select")
+    plot.add_argument("--output", required=True, help="image file to write (.png, .pdf, .svg)")
+    plot.set_defaults(handler=cmd_plot)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.handler(args)
+    except ValueError as err:
+        print(f"asym-eval {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,267 @@
+"""``asym-eval run``: generate k samples per problem, grade them, score Avg@k and pass@k; resumable.
+
+Files under OUT/:
+  config.json   what the samples were made with; a rerun with different settings is refused
+  samples.jsonl one line per sample (benchmark, problem_id, problem_index, sample_index, response,
+                extracted, correct, reason); appended prompt by prompt, so a killed run keeps its work
+  summary.json  scores per benchmark (Avg@k, pass@k, pass@1, in %) and the mean Avg@k
+  table.md      the Table 1 row, also printed
+Resume: a line cut short by a kill, or a prompt with fewer than its k samples, is dropped on load and that
+prompt is generated again; everything complete is kept.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from asym_eval.benchmarks import Benchmark, load_benchmark, parse_benchmark_spec
+from asym_eval.generation import Sampling, build_prompt, encode_prompt, make_backend
+from asym_eval.grading import DEFAULT_TIMEOUT_S, GradeRequest
+from asym_eval.scoring import PAPER_BENCHMARKS, benchmark_scores, markdown_table
+
+# How many prompts are generated and graded between two appends to samples.jsonl (hf backend).
+SAVE_EVERY_PROMPTS = 8
+
+
+@dataclass
+class RunConfig:
+    model: str
+    benchmarks: str
+    output_dir: str
+    n: dict[str, int] = field(default_factory=dict)
+    temperature: float = 0.4
+    top_p: float = 1.0
+    max_tokens: int = 4096
+    seed: int = 0
+    limit: int | None = None
+    backend: str = "hf"
+    tensor_parallel_size: int = 1
+    prompt_format: str = "chat"
+    workers: int | None = None
+    timeout_s: float = DEFAULT_TIMEOUT_S
+    run_name: str | None = None
+
+
+def parse_n(values: list[str] | None, benchmark_names: list[str]) -> dict[str, int]:
+    """``--n 4`` for all, ``--n math500=5`` for one (repeatable); the rest keep the paper's k (SPEC §6),
+    or 1 for a custom benchmark."""
+    n = {name: PAPER_BENCHMARKS.get(name, (name, 1))[1] for name in benchmark_names}
+    for value in values or []:
+        name, _, count = value.rpartition("=")
+        try:
+            k = int(count)
+        except ValueError:
+            raise ValueError(f"--n: expected K or NAME=K, got '{value}'") from None
+        if k < 1:
+            raise ValueError(f"--n: k must be >= 1, got '{value}'")
+        if not name:
+            n = dict.fromkeys(n, k)
+        elif name in n:
+            n[name] = k
+        else:
+            raise ValueError(f"--n: '{name}' is not among --benchmarks ({', '.join(benchmark_names)})")
+    return n
+
+
+def _model_fingerprint(model_dir: Path) -> str:
+    """Identifies the weights without hashing gigabytes: names, sizes and the config file's bytes."""
+    digest = hashlib.sha256()
+    for path in sorted(model_dir.iterdir()):
+        if path.is_file():
+            digest.update(f"{path.name}:{path.stat().st_size}".encode())
+            if path.name == "config.json":
+                digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _check_config(out: Path, settings: dict, benchmark_settings: dict) -> None:
+    """Refuse to mix samples made with other settings; new benchmarks may be added to a run."""
+    path = out / "config.json"
+    if path.exists():
+        old = json.loads(path.read_text())
+        for key, value in settings.items():
+            if old["settings"].get(key) != value:
+                raise ValueError(
+                    f"{out}: was made with {key}={old['settings'].get(key)!r}, now {value!r}; "
+                    "use another --output_dir or the same settings"
+                )
+        for name, value in benchmark_settings.items():
+            if name in old["benchmarks"] and old["benchmarks"][name] != value:
+                raise ValueError(
+                    f"{out}: benchmark {name} was made with {old['benchmarks'][name]}, now {value}; "
+                    "use another --output_dir or the same settings"
+                )
+        benchmark_settings = {**old["benchmarks"], **benchmark_settings}
+    out.mkdir(parents=True, exist_ok=True)
+    _write_atomic(path, json.dumps({"settings": settings, "benchmarks": benchmark_settings}, indent=2) + "\n")
+
+
+def load_samples(path: Path, n: dict[str, int]) -> dict[tuple[str, int], list[dict]]:
+    """Complete prompts only: (benchmark, problem_index) -> its k sample lines. Rewrites the file without a
+    torn last line or incomplete prompts, so appends continue from a clean end."""
+    if not path.exists():
+        return {}
+    by_prompt: dict[tuple[str, int], dict[int, dict]] = {}
+    dropped = 0
+    with path.open(encoding="utf-8") as handle:
+        for line in handle:
+            try:
+                row = json.loads(line)
+                key = (row["benchmark"], row["problem_index"])
+                by_prompt.setdefault(key, {})[row["sample_index"]] = row
+            except (json.JSONDecodeError, KeyError, TypeError):
+                dropped += 1  # the line a kill cut short
+    complete = {
+        key: [rows[i] for i in range(n[key[0]])]
+        for key, rows in by_prompt.items()
+        if key[0] in n and all(i in rows for i in range(n[key[0]]))
+    }
+    kept = sum(len(rows) for rows in complete.values())
+    if dropped or kept != sum(len(rows) for rows in by_prompt.values()):
+        text = "".join(json.dumps(row) + "\n" for key in sorted(complete) for row in complete[key])
+        _write_atomic(path, text)
+    return complete
+
+
+def _append(path: Path, rows: list[dict]) -> None:
+    # One write per batch of whole prompts; fsync so a finished batch survives a kill or a power cut.
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write("".join(json.dumps(row) + "\n" for row in rows))
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def run_evaluation(config: RunConfig, pool=None, backend=None) -> dict:
+    """Generate what is missing, grade it, write samples/summary/table; returns the summary."""
+    from asym_eval.pool import GradingPool
+
+    model_dir = Path(config.model)
+    if not (model_dir / "config.json").is_file():
+        raise ValueError(f"--model: {model_dir} is not a model directory (no config.json)")
+    entries = parse_benchmark_spec(config.benchmarks)
+    benchmarks = [load_benchmark(name, path, config.limit) for name, path in entries]
+    n = parse_n(None, [b.name for b in benchmarks]) | config.n
+    sampling = Sampling(config.temperature, config.top_p, config.max_tokens)
+    out = Path(config.output_dir)
+    settings = {
+        "model": str(model_dir.resolve()),
+        "model_fingerprint": _model_fingerprint(model_dir),
+        "backend": config.backend,
+        "prompt_format": config.prompt_format,
+        "seed": config.seed,
+        **asdict(sampling),
+    }
+    benchmark_settings = {
+        b.name: {"sha256": b.sha256, "n": n[b.name], "limit": config.limit} for b in benchmarks
+    }
+    _check_config(out, settings, benchmark_settings)
+    samples_path = out / "samples.jsonl"
+    done = load_samples(samples_path, n)
+
+    own_pool = pool is None
+    try:
+        for benchmark in benchmarks:
+            missing = [i for i in range(len(benchmark.problems)) if (benchmark.name, i) not in done]
+            if not missing:
+                continue
+            if backend is None:
+                backend = make_backend(config.backend, str(model_dir), config.tensor_parallel_size)
+            if pool is None:
+                pool = GradingPool(config.workers, config.timeout_s)
+            for key, rows in _generate_and_grade(
+                benchmark, missing, n[benchmark.name], sampling, config, backend, pool, samples_path
+            ):
+                done[key] = rows
+    finally:
+        if own_pool and pool is not None:
+            pool.close()
+    return _summarize(benchmarks, n, done, config, out)
+
+
+def _generate_and_grade(benchmark: Benchmark, missing, k, sampling, config, backend, pool, samples_path):
+    tokenizer = backend.tokenizer
+    prompt_ids = [
+        encode_prompt(
+            tokenizer,
+            build_prompt(tokenizer, benchmark.problems[i].problem, config.prompt_format),
+            config.prompt_format,
+        )
+        for i in missing
+    ]
+    seeds = [config.seed + i for i in missing]
+    from tqdm import tqdm
+
+    responses = backend.generate(prompt_ids, k, sampling, seeds)
+    batch: list[tuple[int, list[str]]] = []
+    progress = tqdm(
+        total=len(missing), desc=f"{benchmark.name}: generating", unit="prompt", dynamic_ncols=True
+    )
+    for index, texts in zip(missing, responses):
+        batch.append((index, texts))
+        progress.update(1)
+        if len(batch) >= SAVE_EVERY_PROMPTS or index == missing[-1]:
+            yield from _grade_and_save(benchmark, batch, pool, samples_path)
+            batch = []
+    progress.close()
+    if batch:
+        yield from _grade_and_save(benchmark, batch, pool, samples_path)
+
+
+def _grade_and_save(benchmark: Benchmark, batch, pool, samples_path):
+    requests = []
+    for index, texts in batch:
+        problem = benchmark.problems[index]
+        requests += [
+            GradeRequest(text, problem.answer, problem.multiple_answers, problem.tolerance) for text in texts
+        ]
+    results = iter(pool.grade(requests, progress=len(requests) > 200, desc=f"{benchmark.name}: grading"))
+    rows_by_prompt = []
+    for index, texts in batch:
+        rows = []
+        for sample_index, text in enumerate(texts):
+            result = next(results)
+            rows.append(
+                {
+                    "benchmark": benchmark.name,
+                    "problem_id": benchmark.problems[index].problem_id,
+                    "problem_index": index,
+                    "sample_index": sample_index,
+                    "response": text,
+                    "extracted": result.extracted,
+                    "correct": result.correct,
+                    "reason": result.reason,
+                }
+            )
+        rows_by_prompt.append(((benchmark.name, index), rows))
+    _append(samples_path, [row for _, rows in rows_by_prompt for row in rows])
+    yield from rows_by_prompt
+
+
+def _summarize(benchmarks, n, done, config: RunConfig, out: Path) -> dict:
+    scores = {}
+    for benchmark in benchmarks:
+        correct = [
+            [int(row["correct"]) for row in done[(benchmark.name, i)]] for i in range(len(benchmark.problems))
+        ]
+        scores[benchmark.name] = benchmark_scores(correct, n[benchmark.name])
+    name = config.run_name or Path(config.model).name
+    table = markdown_table({name: scores})
+    summary = {
+        "model": str(Path(config.model).resolve()),
+        "benchmarks": scores,
+        "mean_avg_at_k": sum(s["avg_at_k"] for s in scores.values()) / len(scores),
+    }
+    _write_atomic(out / "summary.json", json.dumps(summary, indent=2) + "\n")
+    _write_atomic(out / "table.md", table + "\n")
+    print(table)
+    return summary
