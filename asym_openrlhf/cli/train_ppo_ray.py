@@ -1,0 +1,295 @@
+"""``python -m asym_openrlhf.cli.train_ppo_ray``: OpenRLHF 0.11.2's PPO-Ray launcher with AsymGRPO & co.
+
+Takes every flag of ``python -m openrlhf.cli.train_ppo_ray`` unchanged (its own parser parses them; nothing is
+copied) plus ours: ``--advantage_estimator`` (also ``--algo.advantage.estimator``), ``--asym.*``,
+``--pass_k.k``, ``--entropy_adv.*``, ``--asym.log_pos_logprob_gain`` and ``--dry_run``.
+
+How it hooks in, without patching anything inside a Ray actor (a driver-side patch does not reach them):
+  1. our flags are parsed first (``parse_known_args``); the rest goes to upstream's parser, with an estimator
+     upstream accepts in place of ours;
+  2. upstream's ``hierarchize`` is wrapped: it puts our estimator's name back and attaches ``args.asym``
+     (validated; a bad value is one line naming the flag, before Ray starts). ``args`` reaches every actor;
+  3. upstream's ``train()`` is handed our Ray actor classes (trainer and policy actor), which build our
+     experience maker and loss inside the actors;
+  4. ``--dry_run`` stops where ``train()`` would start Ray and prints the resolved configuration as JSON.
+
+Estimator names: OpenRLHF's own (gae, reinforce, rloo, reinforce_baseline, group_norm, dr_grpo,
+flash_reinforce) keep their upstream meaning; ``dr_grpo`` also gets Dr.GRPO's loss aggregation. Every other
+name of ``asym_openrlhf.algorithms.advantages.ESTIMATORS`` runs through ``compute_advantages``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import runpy
+import sys
+from types import SimpleNamespace
+
+from asym_openrlhf.algorithms.advantages import ESTIMATORS, get_estimator
+from asym_openrlhf.cli.flags import add_estimator_flags, estimator_from_args
+
+PROG = "python -m asym_openrlhf.cli.train_ppo_ray"
+# Upstream's parser must accept the estimator it is given; ours is put back right after it parses.
+PLACEHOLDER_ESTIMATOR = "group_norm"
+DEFAULT_ESTIMATOR = "gae"  # upstream's default
+OUR_OPTION_FLAGS = {
+    "asym_beta_pos": "--asym.beta_pos",
+    "asym_beta_neg": "--asym.beta_neg",
+    "asym_flip": "--asym.flip",
+    "pass_k_k": "--pass_k.k",
+}
+
+
+class DryRunDone(Exception):
+    """Raised where upstream's ``train()`` would call ``ray.init``: the configuration is complete."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Our flags only; everything else is upstream's."""
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        add_help=False,  # -h reaches upstream's parser too, which prints its own flags
+        allow_abbrev=False,  # an abbreviation must never swallow one of upstream's flags
+        description="This project's flags (every OpenRLHF 0.11.2 train_ppo_ray flag is accepted as well):",
+    )
+    add_estimator_flags(
+        parser,
+        estimator_flags=("--advantage_estimator", "--algo.advantage.estimator"),
+        default=DEFAULT_ESTIMATOR,
+    )
+    parser.add_argument(
+        "--entropy_adv.alpha",
+        dest="entropy_adv_alpha",
+        type=float,
+        default=None,
+        metavar="ALPHA",
+        help="Entropy Advantage (Cheng et al. 2025, SPEC §3): per token A' = A + min(alpha*H_t, |A|/kappa). "
+        "alpha >= 0; the paper uses 0.4. Default: off.",
+    )
+    parser.add_argument(
+        "--entropy_adv.kappa",
+        dest="entropy_adv_kappa",
+        type=float,
+        default=2.0,
+        metavar="KAPPA",
+        help="Entropy Advantage kappa > 1: caps the bonus at |A|/kappa so it never flips A's sign. Default 2.",
+    )
+    parser.add_argument(
+        "--asym.log_pos_logprob_gain",
+        dest="log_pos_logprob_gain",
+        action="store_true",
+        help="log actor/pos_logprob_gain, E[log pi_new(y) - log pi_old(y)] over correct rollouts after each "
+        "update (Fig. 2 d,h). Costs one extra actor forward per step. Default: off.",
+    )
+    parser.add_argument(
+        "--dry_run",
+        action="store_true",
+        help="parse and validate every flag with OpenRLHF's real parser, print the resolved configuration as "
+        "JSON and exit: no Ray, no GPU.",
+    )
+    return parser
+
+
+def _refuse(flag: str, message: str):
+    raise ValueError(f"{flag}: {message}")
+
+
+def resolve_settings(ours: argparse.Namespace, args) -> SimpleNamespace:
+    """Validate our flags against the upstream configuration ``args``; return ``args.asym``.
+
+    May set ``args.actor.entropy_coef`` to 0 (entropy computed, not a bonus) where our features need entropy.
+    """
+    from asym_openrlhf.integration.upstream import UPSTREAM_ESTIMATORS
+
+    name = ours.advantage_estimator
+    settings = SimpleNamespace(
+        estimator=None,
+        beta_pos=None,
+        beta_neg=None,
+        flip=None,
+        k=None,
+        entropy_adv_alpha=ours.entropy_adv_alpha,
+        entropy_adv_kappa=ours.entropy_adv_kappa,
+        loss_aggregation="seq_sum_constant" if name == "dr_grpo" else "token_mean",
+        log_pos_logprob_gain=ours.log_pos_logprob_gain,
+    )
+    if args.train.async_enable:
+        _refuse(
+            "--train.async_enable",
+            "not supported: the async trainer is built in another process, without this project's "
+            "estimators, losses or metrics",
+        )
+
+    if name in UPSTREAM_ESTIMATORS:
+        for dest, flag in OUR_OPTION_FLAGS.items():
+            if getattr(ours, dest) is not None:
+                _refuse(flag, f"only applies to this project's estimators; {name!r} is OpenRLHF's own")
+        if name == "reinforce":
+            print(
+                "[asym] warning: --advantage_estimator reinforce is OpenRLHF's (raw reward whitened over the "
+                "batch), not the paper's +1/-1 REINFORCE: use --advantage_estimator asym_grpo "
+                "--asym.beta_pos 0 --asym.beta_neg 0 for that",
+                file=sys.stderr,
+            )
+    else:
+        name, options = estimator_from_args(
+            ours,
+            group_size=args.rollout.n_samples_per_prompt,
+            group_size_flag="--rollout.n_samples_per_prompt",
+        )
+        options = get_estimator(name).resolve(options)  # presets' fixed values, for the record
+        settings.estimator = name
+        settings.beta_pos, settings.beta_neg = options.beta_pos, options.beta_neg
+        settings.flip, settings.k = options.flip, options.k
+        if args.algo.kl.init_coef > 0 and not args.algo.kl.use_loss:
+            _refuse(
+                "--algo.kl.init_coef",
+                f"is {args.algo.kl.init_coef:g} (OpenRLHF's default is 0.01): a KL term in the reward would "
+                f"change {name}'s advantages; the paper uses none. Pass --algo.kl.init_coef 0 "
+                "(or --algo.kl.use_loss to put KL in the loss instead)",
+            )
+        for flag, value in (
+            ("--reward.overlong_buffer_len", args.reward.overlong_buffer_len),
+            ("--reward.stop_properly_penalty_coef", args.reward.stop_properly_penalty_coef),
+        ):
+            if value is not None:
+                _refuse(
+                    flag, f"shapes the reward, but {name} reads only the binary score: it would be ignored"
+                )
+        if not args.reward.remote_url and not args.train.agent_func_path:
+            _refuse(
+                "--reward.remote_url",
+                f"{name} needs binary scores from a reward function: pass "
+                "--reward.remote_url asym_openrlhf/reward/math_reward.py",
+            )
+
+    if settings.entropy_adv_alpha is not None:
+        if not (math.isfinite(settings.entropy_adv_alpha) and settings.entropy_adv_alpha >= 0):
+            _refuse("--entropy_adv.alpha", f"must be a number >= 0, got {settings.entropy_adv_alpha}")
+        if not (math.isfinite(settings.entropy_adv_kappa) and settings.entropy_adv_kappa > 1):
+            _refuse("--entropy_adv.kappa", f"must be > 1, got {settings.entropy_adv_kappa}")
+    if settings.entropy_adv_alpha is not None and args.actor.entropy_coef is None:
+        args.actor.entropy_coef = 0.0  # makes the actor compute (and log) entropy; 0 adds no bonus
+
+    if settings.loss_aggregation == "seq_sum_constant":
+        if not args.rollout.max_new_tokens:
+            _refuse("--rollout.max_new_tokens", "Dr.GRPO divides each sequence's loss sum by it: set it")
+        for flag, unsupported in (
+            ("--actor.dual_clip", args.actor.dual_clip is not None),
+            ("--algo.advantage.is_correction_level", args.algo.advantage.is_correction_level != "off"),
+            ("--actor.policy_loss_type", args.actor.policy_loss_type != "ppo"),
+            ("--actor.loss_agg_mode", args.actor.loss_agg_mode != "token-mean"),
+        ):
+            if unsupported:
+                _refuse(
+                    flag, "not supported with dr_grpo, whose loss aggregation is Dr.GRPO's sum / constant"
+                )
+    return settings
+
+
+@contextlib.contextmanager
+def _patched(target, name: str, value):
+    old = getattr(target, name)
+    setattr(target, name, value)
+    try:
+        yield
+    finally:
+        setattr(target, name, old)
+
+
+def run_upstream(ours: argparse.Namespace, upstream_argv: list[str], dry_run: bool):
+    """Run upstream's launcher module as ``__main__`` with our hooks; return the resolved ``args``."""
+    from asym_openrlhf.integration import upstream
+
+    upstream.check_version()
+    resolved = {}
+    original_hierarchize = upstream.config_module.hierarchize
+
+    def hierarchize_with_ours(flat_args):
+        args = original_hierarchize(flat_args)
+        args.algo.advantage.estimator = ours.advantage_estimator
+        args.asym = resolve_settings(ours, args)
+        resolved["args"] = args
+        return args
+
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(_patched(upstream.config_module, "hierarchize", hierarchize_with_ours))
+        stack.enter_context(_patched(sys, "argv", [upstream.LAUNCHER_MODULE, *upstream_argv]))
+        if dry_run:
+            import ray
+
+            def stop(*args, **kwargs):
+                raise DryRunDone
+
+            stack.enter_context(_patched(ray, "init", stop))
+        else:
+            from asym_openrlhf.integration.trainer import AsymPolicyModelRayActor, AsymPPOTrainerRayActor
+
+            # train() imports PPOTrainer inside the function, and the launcher module imports
+            # PolicyModelActor when runpy executes it: both read these module attributes.
+            stack.enter_context(_patched(upstream.ppo_trainer_module, "PPOTrainer", AsymPPOTrainerRayActor))
+            stack.enter_context(
+                _patched(upstream.ppo_actor_module, "PolicyModelActor", AsymPolicyModelRayActor)
+            )
+        try:
+            runpy.run_module(upstream.LAUNCHER_MODULE, run_name="__main__", alter_sys=True)
+        except DryRunDone:
+            pass
+    return resolved.get("args")
+
+
+def split_argv(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
+    """Our flags, and upstream's argv (with an estimator upstream's parser accepts)."""
+    from asym_openrlhf.integration.upstream import UPSTREAM_ESTIMATORS
+
+    ours, rest = build_parser().parse_known_args(argv)
+    name = ours.advantage_estimator
+    if name not in UPSTREAM_ESTIMATORS and name not in ESTIMATORS:
+        choices = list(UPSTREAM_ESTIMATORS) + [n for n in ESTIMATORS if n not in UPSTREAM_ESTIMATORS]
+        _refuse("--advantage_estimator", f"unknown estimator {name!r}; choose from {', '.join(choices)}")
+    placeholder = name if name in UPSTREAM_ESTIMATORS else PLACEHOLDER_ESTIMATOR
+    return ours, [*rest, "--algo.advantage.estimator", placeholder]
+
+
+def resolve_config(argv: list[str]):
+    """Parse and validate ``argv`` exactly as a launch would; return the resolved ``args`` (no Ray)."""
+    ours, upstream_argv = split_argv(argv)
+    return run_upstream(ours, upstream_argv, dry_run=True)
+
+
+def to_jsonable(value):
+    """Nested namespaces -> dicts; inf/nan -> strings (JSON has no such numbers)."""
+    if isinstance(value, SimpleNamespace | argparse.Namespace):
+        return {key: to_jsonable(item) for key, item in sorted(vars(value).items())}
+    if isinstance(value, list | tuple):
+        return [to_jsonable(item) for item in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "-h" in argv or "--help" in argv:
+        build_parser().print_help()
+        print("\nOpenRLHF's flags:\n")
+    # A dry run's stdout is the JSON alone: what upstream and its imports print goes to stderr.
+    quiet = contextlib.redirect_stdout(sys.stderr) if "--dry_run" in argv else contextlib.nullcontext()
+    try:
+        with quiet:
+            ours, upstream_argv = split_argv(argv)
+            args = run_upstream(ours, upstream_argv, dry_run=ours.dry_run)
+    except (ValueError, AssertionError) as err:
+        # Bad input (ours, or one of upstream's checks): one line that names the flag, no traceback.
+        print(f"{PROG}: error: {err}", file=sys.stderr)
+        return 2
+    if ours.dry_run:
+        print(json.dumps(to_jsonable(args), indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

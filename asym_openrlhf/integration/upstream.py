@@ -1,0 +1,60 @@
+"""Every OpenRLHF 0.11.2 name this project uses, imported in one place.
+
+An upgrade of OpenRLHF is checked against this list (and ``docs/train_on_gpus.md``): 0.11.0 -> 0.11.2 already
+changed ``PolicyLoss``'s constructor and made its ``forward`` return a 5-tuple. Importing this module needs
+vLLM and flash-attn importable (a GPU install, or the test stand-ins in ``tests/openrlhf_stubs.py``).
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+
+import openrlhf.trainer.ppo_trainer as ppo_trainer_module
+import openrlhf.trainer.ray.ppo_actor as ppo_actor_module
+import openrlhf.utils.config as config_module
+from openrlhf.models import PolicyLoss
+from openrlhf.trainer.ppo_utils.experience import Experience
+from openrlhf.trainer.ppo_utils.experience_maker import RemoteExperienceMaker
+
+EXPECTED_VERSION = "0.11.2"
+# The launcher module whose parser we reuse (it builds the parser under ``if __name__ == "__main__"``).
+LAUNCHER_MODULE = "openrlhf.cli.train_ppo_ray"
+# Its --algo.advantage.estimator choices: these names keep their upstream meaning.
+UPSTREAM_ESTIMATORS = (
+    "gae",
+    "reinforce",
+    "rloo",
+    "reinforce_baseline",
+    "group_norm",
+    "dr_grpo",
+    "flash_reinforce",
+)
+
+# Ray actor classes cannot be subclassed; ``__ray_actor_class__`` is the plain class under the decorator.
+PPOTrainer = ppo_trainer_module.PPOTrainer.__ray_actor_class__
+PolicyModelActor = ppo_actor_module.PolicyModelActor.__ray_actor_class__
+ActorPPOTrainer = ppo_actor_module.ActorPPOTrainer
+# The resources upstream asks Ray for (PolicyModelActor: one GPU); our subclasses ask for the same.
+PPO_TRAINER_OPTIONS = dict(ppo_trainer_module.PPOTrainer._default_options)
+POLICY_ACTOR_OPTIONS = dict(ppo_actor_module.PolicyModelActor._default_options)
+
+__all__ = [
+    "ActorPPOTrainer",
+    "Experience",
+    "PolicyLoss",
+    "PolicyModelActor",
+    "PPOTrainer",
+    "RemoteExperienceMaker",
+    "config_module",
+    "ppo_actor_module",
+    "ppo_trainer_module",
+]
+
+
+def check_version() -> None:
+    installed = importlib.metadata.version("openrlhf")
+    if installed != EXPECTED_VERSION:
+        raise ValueError(
+            f"openrlhf {installed} is installed; this project needs exactly {EXPECTED_VERSION} "
+            f"(pip install openrlhf=={EXPECTED_VERSION})"
+        )

@@ -1,0 +1,58 @@
+"""Binary math reward for OpenRLHF: ``--reward.remote_url /path/to/asym_openrlhf/reward/math_reward.py``.
+
+OpenRLHF 0.11.2 loads this file by path inside every vLLM engine actor and calls
+``reward_func(queries, prompts, labels)`` once per sample, from a worker thread (``asyncio.to_thread``).
+Grading is the evaluation harness's (``asym_eval.grading.grade_response``: last ``\\boxed{}``, mathematical
+equivalence), so training reward and evaluation accuracy agree. It is safe off the main thread and has a
+hard time limit, so a hostile completion such as ``\\boxed{9^{9^{9^9}}}`` costs at most ``TIMEOUT_S`` (or ``$ASYM_REWARD_TIMEOUT_S``) and
+scores 0. This function never raises: upstream would log the error and drop the sample's reward.
+
+Returns ``rewards`` and ``scores``, both the binary correctness: AsymGRPO-family estimators read ``scores``
+(p must be the binary accuracy, SPEC §1); OpenRLHF's own estimators read ``rewards``.
+
+>>> out = reward_func(["<prompt>Q?<answer>so \\\\boxed{4}"], ["<prompt>Q?"], ["4"])
+>>> out["scores"].tolist(), out["extra_logs"]["answer_found"].tolist()
+([1.0], [1.0])
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import torch
+from asym_eval.grading import grade_response
+
+# Seconds per sample; MATH answers grade in milliseconds, only runaway expressions get near it. The
+# environment variable is read at each call (the engine actors inherit the job's environment).
+TIMEOUT_ENV = "ASYM_REWARD_TIMEOUT_S"
+TIMEOUT_S = 5.0
+logger = logging.getLogger(__name__)
+
+
+def response_text(query: str, prompt: str) -> str:
+    """The generated part of ``query`` (OpenRLHF decodes prompt + response together).
+
+    When the decoded prompt does not round-trip exactly, the whole query is graded: the prompt's only
+    ``\\boxed{}`` is the empty one of the instruction, and the grader takes the last one, so a response's
+    answer still wins and a response without one still scores 0.
+    """
+    return query[len(prompt) :] if query.startswith(prompt) else query
+
+
+def grade(response: str, label: str) -> tuple[bool, bool]:
+    """``(correct, answer_found)``; any grader failure counts as wrong, never as an exception."""
+    try:
+        result = grade_response(response, str(label), timeout_s=float(os.environ.get(TIMEOUT_ENV, TIMEOUT_S)))
+    except Exception as err:  # a grader bug must not take the rollout down with it
+        logger.warning("math_reward: grading failed (%s: %s); scoring 0", type(err).__name__, err)
+        return False, False
+    return bool(result.correct), result.extracted is not None
+
+
+def reward_func(queries, prompts, labels, **kwargs):
+    """OpenRLHF reward-function API. Returns ``{"rewards", "scores", "extra_logs"}``, tensors of shape (N,)."""
+    graded = [grade(response_text(q, p), label) for q, p, label in zip(queries, prompts, labels)]
+    scores = torch.tensor([float(correct) for correct, _ in graded])
+    answer_found = torch.tensor([float(found) for _, found in graded])
+    return {"rewards": scores, "scores": scores.clone(), "extra_logs": {"answer_found": answer_found}}
