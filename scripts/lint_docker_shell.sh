@@ -37,6 +37,7 @@ for path in "${listed[@]}"; do
   [[ -f $path ]] && scripts+=("$path")
 done
 echo "[lint] shellcheck on ${#scripts[@]} scripts"
-# Warnings and errors fail; style notes (e.g. "prefer [[ ]]") do not.
-shellcheck --severity=warning --external-sources "${scripts[@]}"
+# Warnings and errors fail; style notes (e.g. "prefer [[ ]]") do not. Sourced files are followed, relative to
+# the sourcing script (the launch scripts fill arrays that the common.sh they source reads).
+shellcheck --severity=warning --external-sources --source-path=SCRIPTDIR "${scripts[@]}"
 echo "[lint] ok"

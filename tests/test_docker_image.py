@@ -94,15 +94,15 @@ def run_script(tmp_path: Path, *command: str, **env_overrides: str) -> list[str]
 
 
 def test_run_mounts_the_folders_and_passes_the_command_through(tmp_path):
-    data, ckpt, hf = tmp_path / "data", tmp_path / "ckpt", tmp_path / "hf"
+    data, runs, hf = tmp_path / "data", tmp_path / "runs", tmp_path / "hf"
     args = run_script(
         tmp_path,
         "asym-eval",
         "run",
         "--model",
-        "/checkpoints/a b",
+        "runs/a b",
         ASYM_DATA_DIR=str(data),
-        ASYM_CKPT_DIR=str(ckpt),
+        ASYM_RUNS_DIR=str(runs),
         ASYM_HF_HOME=str(hf),
         ASYM_IMAGE="my/image:1",
         ASYM_SHM_SIZE="32g",
@@ -110,7 +110,7 @@ def test_run_mounts_the_folders_and_passes_the_command_through(tmp_path):
     )
     image = args.index("my/image:1")
     # The command comes right after the image, each argument intact (the space in "a b" included).
-    assert args[image + 1 :] == ["asym-eval", "run", "--model", "/checkpoints/a b"]
+    assert args[image + 1 :] == ["asym-eval", "run", "--model", "runs/a b"]
     options = args[:image]
     assert options[:2] == ["run", "--rm"]
     pairs = set(zip(options, options[1:]))
@@ -118,19 +118,20 @@ def test_run_mounts_the_folders_and_passes_the_command_through(tmp_path):
     assert ("--shm-size", "32g") in pairs
     assert ("--network", "host") in pairs
     assert ("--user", f"{os.getuid()}:{os.getgid()}") in pairs
+    # Data and runs land where the launch scripts look by default (<checkout>/data, <checkout>/runs).
     assert ("--volume", f"{REPO}:/workspace/asym_openrlhf") in pairs
-    assert ("--volume", f"{data}:/data") in pairs
-    assert ("--volume", f"{ckpt}:/checkpoints") in pairs
+    assert ("--volume", f"{data}:/workspace/asym_openrlhf/data") in pairs
+    assert ("--volume", f"{runs}:/workspace/asym_openrlhf/runs") in pairs
     assert ("--volume", f"{hf}:/hf_home") in pairs
-    assert ("--env", "ASYM_DATA_DIR=/data") in pairs
+    assert ("--env", "HF_HOME=/hf_home") in pairs
     assert ("--workdir", "/workspace/asym_openrlhf") in pairs
     assert ("--name", "ray-head") in pairs and "--detach" in options
     assert "--tty" not in options  # stdin is not a terminal here
-    assert data.is_dir() and ckpt.is_dir() and hf.is_dir()  # created as the caller, not by docker as root
+    assert data.is_dir() and runs.is_dir() and hf.is_dir()  # created as the caller, not by docker as root
 
 
 def test_run_without_a_command_opens_a_shell_with_defaults(tmp_path):
-    args = run_script(tmp_path, ASYM_DATA_DIR=str(tmp_path / "d"), ASYM_CKPT_DIR=str(tmp_path / "c"))
+    args = run_script(tmp_path, ASYM_DATA_DIR=str(tmp_path / "d"), ASYM_RUNS_DIR=str(tmp_path / "r"))
     assert args[-2:] == ["asym-openrlhf:0.1.0", "bash"]
     assert ("--shm-size", "64g") in set(zip(args, args[1:]))
     assert ("--volume", f"{tmp_path / 'home' / '.cache' / 'huggingface'}:/hf_home") in set(
