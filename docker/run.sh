@@ -49,8 +49,9 @@ docker_args=(
   --ulimit memlock=-1 --ulimit stack=67108864
   --network "${ASYM_NETWORK:-host}"
   --user "$(id -u):$(id -g)"
-  # An arbitrary UID has no home in the image; Triton, vLLM and Ray write caches under $HOME.
-  --env HOME=/tmp/asym-home
+  # An arbitrary UID has no home and no passwd entry in the image: Triton, vLLM and Ray write caches under
+  # $HOME, and Python's getpass.getuser() (torch's compile cache, Ray) reads $USER before the passwd file.
+  --env HOME=/tmp/asym-home --env USER="$(id -un 2>/dev/null || echo asym)"
   --volume "$repo_dir:$workdir"
   --volume "$data_dir:$workdir/data"
   --volume "$runs_dir:$workdir/runs"

@@ -4,6 +4,7 @@ line (through a stand-in ``docker`` that records its arguments), and docker/smok
 from __future__ import annotations
 
 import os
+import pwd
 import re
 import subprocess
 import sys
@@ -118,6 +119,7 @@ def test_run_mounts_the_folders_and_passes_the_command_through(tmp_path):
     assert ("--shm-size", "32g") in pairs
     assert ("--network", "host") in pairs
     assert ("--user", f"{os.getuid()}:{os.getgid()}") in pairs
+    assert ("--env", f"USER={pwd.getpwuid(os.getuid()).pw_name}") in pairs
     # Data and runs land where the launch scripts look by default (<checkout>/data, <checkout>/runs).
     assert ("--volume", f"{REPO}:/workspace/asym_openrlhf") in pairs
     assert ("--volume", f"{data}:/workspace/asym_openrlhf/data") in pairs
