@@ -105,3 +105,27 @@ if __name__ == "__main__":
     from asym_openrlhf.cli.train_ppo_ray import main
 
     sys.exit(main(sys.argv[1:]))
+
+
+def tiny_chat_tokenizer(folder) -> str:
+    """Save a character-level tokenizer with a chat template to ``folder`` (a stand-in for a real model's
+    tokenizer: nothing can be downloaded here); return the folder as a string."""
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    specials = ["<unk>", "<pad>", "<eos>"]
+    characters = [chr(code) for code in range(32, 127)] + ["\n"]
+    vocab = {token: index for index, token in enumerate(specials + characters)}
+    backend = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")
+    backend.decoder = decoders.Fuse()
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=backend, unk_token="<unk>", pad_token="<pad>", eos_token="<eos>"
+    )
+    tokenizer.chat_template = (
+        "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}\n{% endfor %}"
+        "{% if add_generation_prompt %}<|assistant|>{% if enable_thinking is defined and not enable_thinking %}"
+        "<think></think>{% endif %}{% endif %}"
+    )
+    tokenizer.save_pretrained(str(folder))
+    return str(folder)
