@@ -51,7 +51,8 @@ def test_runs_as_a_non_root_user_and_carries_no_secrets():
 
 def test_the_smoke_check_runs_at_build_and_as_healthcheck():
     steps = instructions()
-    assert any(keyword == "RUN" and args.rstrip().endswith("asym-smoke") for keyword, args in steps)
+    assert any(keyword == "RUN" and "then asym-smoke; fi" in args for keyword, args in steps)
+    assert ("ARG", "SMOKE_AT_BUILD=1") in steps  # on by default
     health = [args for keyword, args in steps if keyword == "HEALTHCHECK"]
     assert len(health) == 1 and "asym-smoke" in health[0]
     assert "asym-rl advantage-table" in (REPO / "docker" / "smoke.sh").read_text(encoding="utf-8")
