@@ -139,3 +139,14 @@ def test_two_versions_of_one_package_are_reported():
 def test_comment_lines_are_skipped_but_extras_are_read():
     text = "# RUN pip install vllm==0.1\nRUN pip install 'math-verify[antlr4-13-2]==0.9.0'\n"
     assert dockerfile_pins(text) == {"math-verify": {"0.9.0"}}
+
+
+def test_the_docker_readme_states_the_pinned_versions():
+    # docker/README.md's version table is read by people choosing a driver and a base: a bump must reach it.
+    text = DOCKERFILE.read_text(encoding="utf-8")
+    readme = (REPO / "docker" / "README.md").read_text(encoding="utf-8")
+    base = re.search(r"^FROM (\S+)", text, flags=re.MULTILINE).group(1)
+    assert f"`{base}`" in readme
+    for name, versions in dockerfile_pins(text).items():
+        for version in versions:
+            assert version in readme, f"docker/README.md does not mention {name} {version}"
