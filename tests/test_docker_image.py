@@ -59,15 +59,16 @@ def test_the_smoke_check_runs_at_build_and_as_healthcheck():
 
 
 def test_smoke_names_each_package_whose_version_is_wrong():
-    # On this CPU machine vLLM and flash-attn are not installed: the check must fail and say so, while the
-    # packages that are installed at their pinned versions pass.
+    # On a CPU machine vLLM is not installed: the check must fail and name it, while the packages that are
+    # installed at their pinned versions pass.
     venv_bin = Path(sys.executable).parent
     env = dict(os.environ, PATH=f"{venv_bin}{os.pathsep}{os.environ['PATH']}", PIP_CONSTRAINT="")
     result = subprocess.run(
         ["bash", str(REPO / "docker" / "smoke.sh")], capture_output=True, text=True, env=env, timeout=120
     )
     assert result.returncode != 0
-    assert "[smoke] version mismatch: flash-attn, vllm" in result.stderr
+    # (flash-attn may or may not be installed on a CPU machine; vLLM's official wheel never is.)
+    assert re.search(r"^\[smoke\] version mismatch: (flash-attn, )?vllm$", result.stderr, flags=re.MULTILINE)
     lines = result.stdout.splitlines()
     assert any(
         re.match(r"\[smoke\] transformers +pinned 5\.15\.0 +installed 5\.15\.0$", line) for line in lines
