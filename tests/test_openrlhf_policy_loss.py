@@ -1,0 +1,116 @@
+"""AsymPolicyLoss against OpenRLHF's PolicyLoss: same answer where it should be, Dr.GRPO and Entropy
+Advantage where upstream has nothing, and the actor hook that hands it the entropy."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+import openrlhf_stubs  # noqa: E402
+
+openrlhf_stubs.install()
+
+from asym_openrlhf.algorithms.losses import entropy_shaped_advantages  # noqa: E402
+from asym_openrlhf.cli.train_ppo_ray import resolve_config  # noqa: E402
+from asym_openrlhf.integration.policy_loss import (  # noqa: E402
+    AsymPolicyLoss,
+    build_policy_loss,
+    install_policy_loss,
+    needs_policy_loss,
+)
+from asym_openrlhf.integration.upstream import PolicyLoss  # noqa: E402
+
+BASE_ARGV = [
+    "--rollout.n_samples_per_prompt",
+    "8",
+    "--algo.kl.init_coef",
+    "0",
+    "--reward.remote_url",
+    "reward.py",
+    "--actor.model_name_or_path",
+    "model",
+    "--data.prompt_dataset",
+    "data.jsonl",
+    "--rollout.max_new_tokens",
+    "10",
+]
+
+
+def batch(seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    mask = torch.tensor([[1, 1, 1, 0], [1, 1, 0, 0], [1, 1, 1, 1]], dtype=torch.bool)  # (B=3, A=4)
+    old = -torch.rand(3, 4, generator=generator)
+    new = old + 0.3 * torch.randn(3, 4, generator=generator)  # ratios both inside and outside the clip
+    advantages = torch.tensor([[1.5], [-0.5], [2.0]]).expand(3, 4) * mask
+    return new, old, advantages, mask
+
+
+def test_token_mean_without_entropy_is_upstream_exactly():
+    new, old, advantages, mask = batch()
+    kwargs = dict(clip_eps_low=0.2, clip_eps_high=0.28)
+    ours = AsymPolicyLoss(**kwargs)(new, old, advantages, action_mask=mask, dp_size=2, batch_num_tokens=7.0)
+    theirs = PolicyLoss(**kwargs)(new, old, advantages, action_mask=mask, dp_size=2, batch_num_tokens=7.0)
+    for mine, upstream in zip(ours, theirs):
+        assert (mine is None and upstream is None) or torch.equal(mine, upstream)
+
+
+def test_entropy_advantage_is_upstream_loss_on_shaped_advantages():
+    new, old, advantages, mask = batch()
+    entropy = torch.rand(3, 6)  # (B, T-1): the actor's entropy over the whole sequence; the last A are used
+    loss_fn = AsymPolicyLoss(entropy_alpha=0.4, entropy_kappa=2.0)
+    loss_fn.token_entropy = entropy
+    ours = loss_fn(new, old, advantages, action_mask=mask)
+    shaped = entropy_shaped_advantages(advantages, entropy[:, -4:], 0.4, 2.0)
+    theirs = PolicyLoss()(new, old, shaped, action_mask=mask)
+    assert torch.equal(ours[0], theirs[0])
+    assert loss_fn.token_entropy is None  # used once
+    with pytest.raises(RuntimeError, match="entropy"):
+        loss_fn(new, old, advantages, action_mask=mask)  # no entropy handed over: refuse, never reuse
+
+
+def test_dr_grpo_loss_is_sum_over_tokens_divided_by_the_constant():
+    _, old, advantages, mask = batch()
+    loss_fn = AsymPolicyLoss(aggregation="seq_sum_constant", max_response_len=10)
+    # On-policy (ratio 1) the token loss is -A: sequences sum -1.5*3, 0.5*2, -2.0*4 = -4.5, 1.0, -8.0.
+    # Each / 10, summed over the 3 sequences (-1.15), / the step's 6 sequences, * 2 DP ranks = -0.38333.
+    loss, clip_ratio, ppo_kl, vllm_kl, filtered = loss_fn(
+        old, old, advantages, action_mask=mask, dp_size=2, global_batch_size=torch.tensor(6.0)
+    )
+    assert loss.item() == pytest.approx(-1.15 / 6 * 2)
+    assert clip_ratio.item() == 0.0 and ppo_kl.item() == 0.0 and vllm_kl is None and filtered is None
+    # Without step information it is the plain mean over this batch's sequences: -1.15 / 3.
+    assert loss_fn(old, old, advantages, action_mask=mask)[0].item() == pytest.approx(-1.15 / 3)
+
+
+def test_build_policy_loss_reads_the_launcher_configuration():
+    args = resolve_config(
+        [*BASE_ARGV, "--advantage_estimator", "dr_grpo", "--actor.eps_clip_low_high", "0.2", "0.28"]
+    )
+    assert needs_policy_loss(args)
+    loss_fn = build_policy_loss(args)
+    assert (loss_fn.aggregation, loss_fn.max_response_len) == ("seq_sum_constant", 10)
+    assert (loss_fn.clip_eps_low, loss_fn.clip_eps_high) == (0.2, 0.28)
+    plain = resolve_config([*BASE_ARGV, "--advantage_estimator", "asym_grpo"])
+    assert not needs_policy_loss(plain)  # upstream's PolicyLoss stays in place
+
+
+def test_install_hooks_the_training_forward_entropy_into_the_loss():
+    class FakeActor(torch.nn.Module):
+        def forward(self, sequences, return_output=False):
+            log_probs = torch.zeros(1, 2)
+            return (log_probs, SimpleNamespace(entropy=torch.ones(1, 3))) if return_output else log_probs
+
+    args = resolve_config([*BASE_ARGV, "--advantage_estimator", "group_norm", "--entropy_adv.alpha", "0.4"])
+    assert args.actor.entropy_coef == 0.0  # set by the launcher so that the actor computes entropy
+    trainer = SimpleNamespace(actor=FakeActor(), actor_loss_fn=None)
+    loss_fn = install_policy_loss(trainer, args)
+    assert trainer.actor_loss_fn is loss_fn and loss_fn.entropy_alpha == 0.4
+    trainer.actor(None)  # an experience-making forward: no entropy
+    assert loss_fn.token_entropy is None
+    trainer.actor(None, return_output=True)
+    assert torch.equal(loss_fn.token_entropy, torch.ones(1, 3))
