@@ -1,0 +1,139 @@
+"""Sampling and scoring of responses with any HF causal LM: left-padded prompts, KV cache, one batch.
+
+Layout shared by sampling and training: a prompt block of width ``Lp`` (left-padded) followed by a response
+block of width ``T`` (right-padded after EOS). Position ids count real tokens only, so a padded prompt sees
+the same positions as an unpadded one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from asym_openrlhf.algorithms.metrics import token_entropy
+
+
+@dataclass
+class Batch:
+    input_ids: torch.Tensor  # (B, Lp + T) prompt block then response block
+    attention_mask: torch.Tensor  # (B, Lp + T)
+    response_mask: torch.Tensor  # (B, T) 1 on response tokens up to and including EOS
+    prompt_width: int  # Lp
+
+    def select(self, rows: torch.Tensor) -> Batch:
+        return Batch(
+            self.input_ids[rows], self.attention_mask[rows], self.response_mask[rows], self.prompt_width
+        )
+
+
+def left_pad(prompts: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(p) for p in prompts)
+    ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(prompts), width), dtype=torch.long)
+    for row, prompt in enumerate(prompts):
+        ids[row, width - len(prompt) :] = torch.tensor(prompt)
+        mask[row, width - len(prompt) :] = 1
+    return ids.to(device), mask.to(device)
+
+
+def positions(attention_mask: torch.Tensor) -> torch.Tensor:
+    return (attention_mask.cumsum(-1) - 1).clamp_min(0)
+
+
+@torch.no_grad()
+def generate(
+    model,
+    prompts: list[list[int]],
+    *,
+    max_new_tokens: int,
+    eos_id: int,
+    pad_id: int,
+    temperature: float,
+    generator: torch.Generator | None,
+) -> Batch:
+    """Sample (temperature > 0) or decode greedily (temperature 0) one response per prompt."""
+    device = next(model.parameters()).device
+    prompt_ids, prompt_mask = left_pad(prompts, pad_id, device)
+    attention = prompt_mask
+    out = model(
+        input_ids=prompt_ids, attention_mask=attention, position_ids=positions(attention), use_cache=True
+    )
+    next_position = attention.sum(-1, keepdim=True)  # (B, 1)
+    finished = torch.zeros(len(prompts), dtype=torch.bool, device=device)
+    tokens = []
+    for _ in range(max_new_tokens):
+        logits = out.logits[:, -1].float()  # (B, V)
+        if temperature > 0:
+            probs = torch.softmax(logits / temperature, dim=-1)
+            token = torch.multinomial(probs, 1, generator=generator).squeeze(1)
+        else:
+            token = logits.argmax(-1)
+        token = torch.where(finished, torch.full_like(token, pad_id), token)
+        tokens.append(token)
+        finished |= token == eos_id
+        if bool(finished.all()):
+            break
+        # Finished rows keep decoding pads (their outputs are discarded); one batch shape keeps the cache simple.
+        attention = torch.cat([attention, attention.new_ones(len(prompts), 1)], dim=1)
+        out = model(
+            input_ids=token[:, None],
+            attention_mask=attention,
+            position_ids=next_position,
+            past_key_values=out.past_key_values,
+            use_cache=True,
+        )
+        next_position = next_position + 1
+    response = torch.stack(tokens, dim=1)  # (B, T)
+    # Mask: every token up to and including the first EOS (all T tokens if the response never ended).
+    ended_before = torch.cumsum((response == eos_id).long(), dim=1) - (response == eos_id).long()
+    response_mask = (ended_before == 0).long()
+    return Batch(
+        input_ids=torch.cat([prompt_ids, response], dim=1),
+        attention_mask=torch.cat([prompt_mask, response_mask], dim=1),
+        response_mask=response_mask,
+        prompt_width=prompt_ids.shape[1],
+    )
+
+
+def teacher_forced_batch(prompts: list[list[int]], responses: list[list[int]], pad_id: int, device) -> Batch:
+    """Given prompts and responses (e.g. supervised targets ending in EOS) in the sampling layout."""
+    prompt_ids, prompt_mask = left_pad(prompts, pad_id, device)
+    width = max(len(r) for r in responses)
+    response = torch.full((len(responses), width), pad_id, dtype=torch.long)
+    response_mask = torch.zeros((len(responses), width), dtype=torch.long)
+    for row, tokens in enumerate(responses):
+        response[row, : len(tokens)] = torch.tensor(tokens)
+        response_mask[row, : len(tokens)] = 1
+    response, response_mask = response.to(device), response_mask.to(device)
+    return Batch(
+        torch.cat([prompt_ids, response], 1),
+        torch.cat([prompt_mask, response_mask], 1),
+        response_mask,
+        prompt_ids.shape[1],
+    )
+
+
+def response_logprobs(model, batch: Batch, with_entropy: bool = False):
+    """Token log-probs ``(B, T)`` of the response tokens (and their entropies ``(B, T)`` if asked)."""
+    out = model(
+        input_ids=batch.input_ids,
+        attention_mask=batch.attention_mask,
+        position_ids=positions(batch.attention_mask),
+        use_cache=False,
+    )
+    width = batch.prompt_width
+    logits = out.logits[:, width - 1 : -1].float()  # position t predicts token t + 1: (B, T, V)
+    targets = batch.input_ids[:, width:]
+    logp = torch.log_softmax(logits, dim=-1).gather(-1, targets[..., None]).squeeze(-1)
+    if not with_entropy:
+        return logp, None
+    return logp, token_entropy(logits)
+
+
+def decode_responses(tokenizer, batch: Batch) -> list[str]:
+    responses = batch.input_ids[:, batch.prompt_width :]
+    return [
+        tokenizer.decode(row[mask.bool()].tolist(), skip_special_tokens=True)
+        for row, mask in zip(responses.cpu(), batch.response_mask.cpu())
+    ]

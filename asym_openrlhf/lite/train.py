@@ -1,0 +1,563 @@
+"""``asym-rl lite``: RL with verifiable rewards on one machine (CPU in minutes, or one GPU).
+
+One step: sample G responses for each of P prompts, score them (binary reward), compute advantages with the
+registry (``compute_advantages``), then take ``--mini_batches`` optimizer steps over the rollout batch with the
+clipped surrogate and token-level aggregation. Every formula comes from ``asym_openrlhf.algorithms``.
+
+Where it departs from the paper's setting (SPEC §5), on purpose: a tiny char-level model warm-started on
+addition instead of a 1.5B/4B model on MATH (``--model``/``--task math`` bring those back), one process
+instead of verl/OpenRLHF workers, and the old log-probs come from a separate no-grad forward (as in
+OpenRLHF), not from the sampler.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from asym_openrlhf.algorithms.advantages import AdvantageOptions, compute_advantages
+from asym_openrlhf.algorithms.losses import (
+    AGGREGATIONS,
+    aggregate_loss,
+    clipped_surrogate_loss,
+    entropy_regularized,
+    entropy_shaped_advantages,
+    masked_mean,
+)
+from asym_openrlhf.algorithms.metrics import (
+    covariance_by_accuracy,
+    group_accuracy_histogram,
+    group_logp_adv_covariance,
+    mean_token_entropy,
+    positive_logprob_gain,
+    solved_fractions,
+)
+from asym_openrlhf.cli.flags import add_estimator_flags, estimator_from_args
+from asym_openrlhf.lite.rollout import decode_responses, generate, response_logprobs
+from asym_openrlhf.lite.tasks import AdditionTask, MathTask
+from asym_openrlhf.lite.tiny import TIERS
+
+CONTROLS = ("none", "negate", "shuffle")
+# Settings that may change when a run is resumed (everything else must match the saved run).
+RESUMABLE_CHANGES = {"steps", "save_every", "output_dir", "threads"}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_estimator_flags(parser, default="main")
+    group = parser.add_argument_group("run")
+    group.add_argument(
+        "--quick",
+        action="store_true",
+        help="quick tier: the 0.13M-parameter model on one-digit addition, 40 steps by default (tests, smoke runs)",
+    )
+    group.add_argument(
+        "--steps", type=int, default=None, help="RL steps (rollout batches); default 200, 40 with --quick"
+    )
+    group.add_argument(
+        "--output_dir", default="outputs/lite", help="where metrics, checkpoints and the final policy go"
+    )
+    group.add_argument(
+        "--seed", type=int, default=0, help="seed of prompt order, sampling and mini-batch order"
+    )
+    group.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default cpu)")
+    group.add_argument(
+        "--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)"
+    )
+    group.add_argument(
+        "--eval_every", type=int, default=10, help="greedy held-out eval every N steps (and at 0 and the end)"
+    )
+    group.add_argument(
+        "--save_every", type=int, default=20, help="write a resumable checkpoint every N steps"
+    )
+    group = parser.add_argument_group("model and task")
+    group.add_argument(
+        "--model",
+        default=None,
+        metavar="DIR",
+        help="a local HF causal-LM directory (model + tokenizer); default: the shipped warm-start checkpoint",
+    )
+    group.add_argument(
+        "--task",
+        choices=("addition", "math"),
+        default="addition",
+        help="addition (default) or MATH train with the math grader",
+    )
+    group.add_argument(
+        "--heldout_size", type=int, default=None, help="held-out prompts for eval/accuracy (math; default 64)"
+    )
+    group.add_argument(
+        "--max_new_tokens",
+        type=int,
+        default=None,
+        help="response length limit; default 12 (addition), 1024 (math)",
+    )
+    group.add_argument(
+        "--temperature", type=float, default=1.0, help="sampling temperature of rollouts (> 0); default 1.0"
+    )
+    group.add_argument(
+        "--dtype", choices=("float32", "bfloat16"), default="float32", help="model dtype (default float32)"
+    )
+    group.add_argument(
+        "--grade_timeout_s", type=float, default=5.0, help="math grader time limit per response"
+    )
+    group = parser.add_argument_group("RL (paper symbols in SPEC §3)")
+    group.add_argument("--group_size", type=int, default=8, help="G, rollouts per prompt (>= 2); default 8")
+    group.add_argument(
+        "--prompts_per_step", type=int, default=16, help="prompts per rollout batch; default 16"
+    )
+    group.add_argument(
+        "--mini_batches",
+        type=int,
+        default=2,
+        help="optimizer steps per rollout batch (off-policy when > 1); default 2",
+    )
+    group.add_argument("--lr", type=float, default=2e-4, help="AdamW learning rate; default 2e-4")
+    group.add_argument(
+        "--max_grad_norm", type=float, default=1.0, help="gradient clipping norm (0 = off); default 1.0"
+    )
+    group.add_argument(
+        "--eps_clip_low_high",
+        type=float,
+        nargs=2,
+        default=(0.2, 0.2),
+        metavar=("LOW", "HIGH"),
+        help="ratio clip [1-eps_low, 1+eps_high] (Eq. 2); clip-higher (DAPO) is 0.2 0.28; default 0.2 0.2",
+    )
+    group.add_argument(
+        "--loss_agg",
+        choices=AGGREGATIONS,
+        default="token_mean",
+        help="token_mean (DAPO, the paper's) or seq_sum_constant (Dr.GRPO: token sum / max_new_tokens)",
+    )
+    group.add_argument(
+        "--entropy_coef",
+        type=float,
+        default=0.0,
+        help="entropy regularization c: loss - c*H (paper 0.001); default 0",
+    )
+    group.add_argument(
+        "--entropy_adv_alpha",
+        type=float,
+        default=0.0,
+        help="Entropy Advantage alpha: A_t + min(alpha*H_t, |A|/kappa) (paper 0.4); default 0 = off",
+    )
+    group.add_argument(
+        "--entropy_adv_kappa", type=float, default=2.0, help="Entropy Advantage kappa (> 1); default 2"
+    )
+    group.add_argument(
+        "--control_advantages",
+        choices=CONTROLS,
+        default="none",
+        help="sanity control, not a method: negate flips every advantage's sign (accuracy must fall), "
+        "shuffle permutes advantages across rollouts (no signal)",
+    )
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Validated settings of one run (what ``config.json`` records)."""
+
+    estimator: str
+    options: AdvantageOptions
+    tier: str
+    model: str
+    task: str
+    steps: int
+    output_dir: str
+    seed: int
+    device: str
+    threads: int | None
+    eval_every: int
+    save_every: int
+    heldout_size: int
+    max_new_tokens: int
+    temperature: float
+    dtype: str
+    grade_timeout_s: float
+    group_size: int
+    prompts_per_step: int
+    mini_batches: int
+    lr: float
+    max_grad_norm: float
+    eps_low: float
+    eps_high: float
+    loss_agg: str
+    entropy_coef: float
+    entropy_adv_alpha: float
+    entropy_adv_kappa: float
+    control_advantages: str
+
+    def to_json(self) -> dict:
+        record = dict(self.__dict__)
+        record["options"] = dict(self.options.__dict__)
+        return record
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    """Validate the flags; a bad value raises ``ValueError`` with one line naming its flag."""
+    name, options = estimator_from_args(args, args.group_size, "--group_size")
+    tier = TIERS["quick" if args.quick else "default"]
+    checks = [
+        ("--steps", args.steps is None or args.steps >= 1, "must be >= 1"),
+        ("--eval_every", args.eval_every >= 1, "must be >= 1"),
+        ("--save_every", args.save_every >= 1, "must be >= 1"),
+        ("--prompts_per_step", args.prompts_per_step >= 1, "must be >= 1"),
+        ("--mini_batches", args.mini_batches >= 1, "must be >= 1"),
+        (
+            "--mini_batches",
+            args.mini_batches <= args.prompts_per_step * args.group_size,
+            "must be <= prompts_per_step * group_size",
+        ),
+        ("--lr", math.isfinite(args.lr) and args.lr > 0, "must be a positive number"),
+        ("--max_grad_norm", args.max_grad_norm >= 0, "must be >= 0"),
+        (
+            "--eps_clip_low_high",
+            0 <= args.eps_clip_low_high[0] < 1 and args.eps_clip_low_high[1] >= 0,
+            "needs 0 <= LOW < 1 and HIGH >= 0",
+        ),
+        ("--temperature", args.temperature > 0, "must be > 0 (eval is greedy anyway)"),
+        ("--entropy_coef", args.entropy_coef >= 0, "must be >= 0"),
+        ("--entropy_adv_alpha", args.entropy_adv_alpha >= 0, "must be >= 0"),
+        ("--entropy_adv_kappa", args.entropy_adv_kappa > 1, "must be > 1 (so the bonus cannot flip a sign)"),
+        ("--max_new_tokens", args.max_new_tokens is None or args.max_new_tokens >= 1, "must be >= 1"),
+        ("--heldout_size", args.heldout_size is None or args.heldout_size >= 1, "must be >= 1"),
+        ("--threads", args.threads is None or args.threads >= 1, "must be >= 1"),
+        ("--grade_timeout_s", args.grade_timeout_s > 0, "must be > 0"),
+    ]
+    for flag, ok, message in checks:
+        if not ok:
+            raise ValueError(f"{flag}: {message}")
+    if args.model is not None and not (Path(args.model) / "config.json").is_file():
+        raise ValueError(f"--model: {args.model} is not a HF model directory (no config.json)")
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"--device: {args.device} requested but CUDA is not available")
+    is_math = args.task == "math"
+    return Settings(
+        estimator=name,
+        options=options,
+        tier=tier.name,
+        model=str(args.model or tier.checkpoint_dir),
+        task=args.task,
+        steps=args.steps or (40 if args.quick else 200),
+        output_dir=args.output_dir,
+        seed=args.seed,
+        device=args.device,
+        threads=args.threads,
+        eval_every=args.eval_every,
+        save_every=args.save_every,
+        heldout_size=args.heldout_size or (64 if is_math else tier.heldout_size),
+        max_new_tokens=args.max_new_tokens or (1024 if is_math else 12),
+        temperature=args.temperature,
+        dtype=args.dtype,
+        grade_timeout_s=args.grade_timeout_s,
+        group_size=args.group_size,
+        prompts_per_step=args.prompts_per_step,
+        mini_batches=args.mini_batches,
+        lr=args.lr,
+        max_grad_norm=args.max_grad_norm,
+        eps_low=args.eps_clip_low_high[0],
+        eps_high=args.eps_clip_low_high[1],
+        loss_agg=args.loss_agg,
+        entropy_coef=args.entropy_coef,
+        entropy_adv_alpha=args.entropy_adv_alpha,
+        entropy_adv_kappa=args.entropy_adv_kappa,
+        control_advantages=args.control_advantages,
+    )
+
+
+def default_settings(**overrides) -> Settings:
+    """Settings as the command line would give them, with ``overrides`` (flag dests) applied: for the study,
+    benchmarks and tests, which build runs without a shell."""
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args([])
+    for key, value in overrides.items():
+        if not hasattr(args, key):
+            raise ValueError(f"unknown setting {key!r}")
+        setattr(args, key, value)
+    return settings_from_args(args)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+class Trainer:
+    """The policy, optimizer, task and RNG streams of one run, and one RL step."""
+
+    def __init__(self, settings: Settings):
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.settings = s = settings
+        if s.threads:
+            torch.set_num_threads(s.threads)
+        self.device = torch.device(s.device)
+        self.tokenizer = AutoTokenizer.from_pretrained(s.model)
+        if self.tokenizer.pad_token_id is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.model = AutoModelForCausalLM.from_pretrained(s.model, dtype=getattr(torch, s.dtype)).to(
+            self.device
+        )
+        if s.task == "addition":
+            tier = TIERS[s.tier]
+            self.task = AdditionTask(tier.max_digits, s.heldout_size)
+        else:
+            self.task = MathTask(self.tokenizer, s.heldout_size, timeout_s=s.grade_timeout_s)
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=s.lr, weight_decay=0.0)
+        # Two seeded streams: prompts and mini-batch order (CPU), token sampling (on the model's device).
+        self.data_rng = torch.Generator().manual_seed(s.seed)
+        self.sample_rng = torch.Generator(device=self.device).manual_seed(s.seed + 1)
+        self.step_count = 0
+        self._encode_cache: dict[str, list[int]] = {}
+
+    def _encode(self, text: str) -> list[int]:
+        if text not in self._encode_cache:
+            self._encode_cache[text] = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        return self._encode_cache[text]
+
+    def _rollouts(self, prompts: list[str], temperature: float):
+        self.model.eval()
+        return generate(
+            self.model,
+            [self._encode(p) for p in prompts],
+            max_new_tokens=self.settings.max_new_tokens,
+            eos_id=self.tokenizer.eos_token_id,
+            pad_id=self.tokenizer.pad_token_id,
+            temperature=temperature,
+            generator=self.sample_rng if temperature > 0 else None,
+        )
+
+    def evaluate(self, chunk: int = 256) -> float:
+        """Greedy (temperature 0) accuracy on the held-out prompts."""
+        problems = self.task.heldout
+        correct = 0.0
+        for start in range(0, len(problems), chunk):
+            part = problems[start : start + chunk]
+            batch = self._rollouts([p.prompt for p in part], temperature=0.0)
+            responses = decode_responses(self.tokenizer, batch)
+            correct += sum(self.task.reward(r, p) for r, p in zip(responses, part))
+        return correct / len(problems)
+
+    def step(self) -> dict:
+        """One rollout batch and its ``mini_batches`` optimizer steps; returns the step's metrics."""
+        s = self.settings
+        num_prompts, group_size = s.prompts_per_step, s.group_size
+        picks = torch.randperm(len(self.task.train), generator=self.data_rng)[:num_prompts].tolist()
+        problems = [self.task.train[i] for i in picks for _ in range(group_size)]  # grouped: (P*G,)
+        batch = self._rollouts([p.prompt for p in problems], temperature=s.temperature)
+        responses = decode_responses(self.tokenizer, batch)
+        correct = torch.tensor([self.task.reward(r, p) for r, p in zip(responses, problems)])
+        correct = correct.view(num_prompts, group_size)  # (P, G)
+        mask = batch.response_mask.float()  # (B, T)
+
+        with torch.no_grad():
+            old_logp, old_entropy = response_logprobs(self.model, batch, with_entropy=True)  # (B, T) each
+        advantages = compute_advantages(s.estimator, correct, s.options)  # (P, G)
+        if s.control_advantages == "negate":
+            advantages = -advantages
+        elif s.control_advantages == "shuffle":
+            advantages = advantages.flatten()[torch.randperm(advantages.numel(), generator=self.data_rng)]
+            advantages = advantages.view(num_prompts, group_size)
+        flat_adv = advantages.flatten().to(self.device)  # (B,)
+
+        mean_logp = masked_mean(old_logp, mask, dim=1).view(num_prompts, group_size).cpu()
+        covariance = group_logp_adv_covariance(mean_logp, advantages)  # (P,)
+        metrics = {
+            "rollout/accuracy": correct.mean().item(),
+            **solved_fractions(correct),
+            **{f"rollout/acc_hist/c{c}": v for c, v in enumerate(group_accuracy_histogram(correct).tolist())},
+            "rollout/response_length": mask.sum(1).mean().item(),
+            "actor/entropy": mean_token_entropy(old_entropy, mask).item(),
+            "actor/logp_adv_cov": covariance.mean().item(),
+            **{f"actor/logp_adv_cov/c{c}": v for c, v in covariance_by_accuracy(covariance, correct).items()},
+        }
+
+        self.model.train()
+        need_entropy = s.entropy_coef > 0 or s.entropy_adv_alpha > 0
+        order = torch.randperm(len(problems), generator=self.data_rng)
+        losses, clip_fracs = [], []
+        for rows in order.chunk(s.mini_batches):
+            rows_dev = rows.to(self.device)
+            part = batch.select(rows_dev)
+            part_mask = mask[rows_dev]
+            logp, entropy = response_logprobs(self.model, part, with_entropy=need_entropy)
+            token_adv = flat_adv[rows_dev][:, None].expand_as(logp)  # outcome advantage on every token
+            if s.entropy_adv_alpha > 0:
+                token_adv = entropy_shaped_advantages(
+                    token_adv, entropy, s.entropy_adv_alpha, s.entropy_adv_kappa
+                )
+            token_loss, clipped = clipped_surrogate_loss(
+                logp, old_logp[rows_dev], token_adv, s.eps_low, s.eps_high
+            )
+            loss = aggregate_loss(token_loss, part_mask, s.loss_agg, s.max_new_tokens)
+            if s.entropy_coef > 0:
+                loss = entropy_regularized(loss, mean_token_entropy(entropy, part_mask), s.entropy_coef)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if s.max_grad_norm > 0:
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), s.max_grad_norm)
+            self.optimizer.step()
+            losses.append(loss.item())
+            clip_fracs.append(masked_mean(clipped.float(), part_mask).item())
+
+        with torch.no_grad():
+            new_logp, _ = response_logprobs(self.model, batch)
+        gain = positive_logprob_gain(new_logp, old_logp, mask, correct.flatten().to(self.device))
+        metrics["actor/pos_logprob_gain"] = gain
+        metrics["actor/policy_loss"] = sum(losses) / len(losses)
+        metrics["actor/clip_frac"] = sum(clip_fracs) / len(clip_fracs)
+        self.step_count += 1
+        return metrics
+
+    # --- checkpoints: everything a resumed run needs to continue bit-for-bit ---
+    def save_checkpoint(self, path: Path) -> None:
+        state = {
+            "step": self.step_count,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "data_rng": self.data_rng.get_state(),
+            "sample_rng": self.sample_rng.get_state(),
+        }
+        tmp = path.with_name(path.name + ".tmp")
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+
+    def load_checkpoint(self, path: Path) -> None:
+        state = torch.load(path, map_location=self.device, weights_only=True)
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.data_rng.set_state(state["data_rng"].cpu())
+        self.sample_rng.set_state(state["sample_rng"].cpu())
+        self.step_count = state["step"]
+
+    def save_policy(self, path: Path) -> None:
+        """The final policy as an HF directory (model + tokenizer), written next to ``path`` then renamed."""
+        import shutil
+
+        tmp = path.with_name(path.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        self.model.save_pretrained(tmp)
+        self.tokenizer.save_pretrained(tmp)
+        shutil.rmtree(path, ignore_errors=True)
+        os.replace(tmp, path)
+
+
+def _read_metrics(path: Path, up_to_step: int) -> list[dict]:
+    if not path.exists():
+        return []
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [row for row in rows if row["step"] <= up_to_step]
+
+
+def train(settings: Settings, progress: bool = True) -> dict:
+    """Run (or resume) one training; returns the summary also written to ``OUTPUT/summary.json``."""
+    from tqdm import tqdm
+
+    s = settings
+    out = Path(s.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    config_path, summary_path = out / "config.json", out / "summary.json"
+    checkpoint, metrics_path = out / "checkpoint.pt", out / "metrics.jsonl"
+    config = s.to_json()
+    if config_path.exists():
+        saved = json.loads(config_path.read_text(encoding="utf-8"))
+        changed = sorted(
+            k
+            for k in set(saved) | set(config)
+            if k not in RESUMABLE_CHANGES and saved.get(k) != config.get(k)
+        )
+        if changed:
+            raise ValueError(
+                f"--output_dir: {out} holds a run with other settings ({', '.join(changed)}); use a new --output_dir"
+            )
+    if summary_path.exists():
+        summary = json.loads(summary_path.read_text(encoding="utf-8"))
+        if summary["steps"] == s.steps:
+            return summary  # finished already
+    _write_atomic(config_path, json.dumps(config, indent=2))
+
+    trainer = Trainer(s)
+    _write_atomic(
+        out / "heldout.jsonl",
+        "".join(
+            json.dumps({"id": p.id, "problem": p.prompt, "answer": p.answer}) + "\n"
+            for p in trainer.task.heldout
+        ),
+    )
+    if checkpoint.exists():
+        trainer.load_checkpoint(checkpoint)
+    # Keep the metric rows the checkpoint covers; steps logged after it are redone identically.
+    rows = _read_metrics(metrics_path, trainer.step_count)
+    _write_atomic(metrics_path, "".join(json.dumps(row) + "\n" for row in rows))
+
+    from torch.utils.tensorboard import SummaryWriter
+
+    writer = SummaryWriter(str(out / "tb"), purge_step=trainer.step_count + 1 if trainer.step_count else None)
+
+    def log(row: dict) -> None:
+        with open(metrics_path, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(row) + "\n")
+        for key, value in row.items():
+            if key != "step" and value is not None:
+                writer.add_scalar(key, value, row["step"])
+
+    if not rows:
+        log({"step": 0, "eval/accuracy": trainer.evaluate()})
+    started = time.perf_counter()
+    start_step = trainer.step_count
+    bar = tqdm(
+        total=s.steps, initial=start_step, desc=f"lite {s.estimator}", disable=not progress, unit="step"
+    )
+    last_eval = rows[-1].get("eval/accuracy") if rows else None
+    while trainer.step_count < s.steps:
+        row = {"step": trainer.step_count + 1, **trainer.step()}
+        if row["step"] % s.eval_every == 0 or row["step"] == s.steps:
+            row["eval/accuracy"] = last_eval = trainer.evaluate()
+        log(row)
+        if row["step"] % s.save_every == 0:
+            trainer.save_checkpoint(checkpoint)
+        bar.update(1)
+        bar.set_postfix(
+            reward=f"{row['rollout/accuracy']:.2f}", entropy=f"{row['actor/entropy']:.3f}", eval=last_eval
+        )
+    bar.close()
+    writer.close()
+    trainer.save_checkpoint(checkpoint)
+    trainer.save_policy(out / "final")
+    elapsed = time.perf_counter() - started
+    rows = _read_metrics(metrics_path, s.steps)
+    summary = {
+        "steps": s.steps,
+        "estimator": s.estimator,
+        "eval/accuracy": rows[-1].get("eval/accuracy"),
+        "eval/accuracy_start": rows[0].get("eval/accuracy"),
+        "seconds_this_session": round(elapsed, 2),
+        "seconds_per_step_this_session": round(elapsed / max(s.steps - start_step, 1), 4),
+        "final_policy": str(out / "final"),
+        "heldout": str(out / "heldout.jsonl"),
+    }
+    _write_atomic(summary_path, json.dumps(summary, indent=2))
+    return summary
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = settings_from_args(args)
+    summary = train(settings)
+    out = Path(settings.output_dir)
+    print(
+        f"held-out greedy accuracy {summary['eval/accuracy_start']:.3f} -> {summary['eval/accuracy']:.3f} "
+        f"in {summary['steps']} steps ({settings.estimator}); metrics: {out / 'metrics.jsonl'}, "
+        f"policy: {out / 'final'}\n"
+        f"evaluate it: asym-eval run --model {out / 'final'} --prompt_format raw "
+        f"--benchmarks lite={out / 'heldout.jsonl'}"
+    )
+    return 0
