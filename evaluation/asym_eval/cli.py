@@ -82,6 +82,18 @@ def _add_generation_flags(parser, benchmarks_default=ALL_BENCHMARKS):
         "--tensor_parallel_size", type=int, default=1, help="GPUs per model, vllm backend (default 1)"
     )
     parser.add_argument(
+        "--dtype",
+        choices=["auto", "float32", "bfloat16", "float16"],
+        default="auto",
+        help="weights' dtype; auto = the checkpoint's (hf) or vLLM's choice (bfloat16 on CPU). "
+        "Use float32 to compare the two backends",
+    )
+    parser.add_argument(
+        "--enforce_eager",
+        action="store_true",
+        help="vllm: no graph compilation (starts faster; for small runs)",
+    )
+    parser.add_argument(
         "--prompt_format",
         choices=["chat", "raw"],
         default="chat",
@@ -120,6 +132,8 @@ def _run_config(
         limit=args.limit,
         backend=args.backend or ("vllm" if vllm_available() else "hf"),
         tensor_parallel_size=args.tensor_parallel_size,
+        dtype=args.dtype,
+        enforce_eager=args.enforce_eager,
         prompt_format=args.prompt_format,
         workers=args.workers,
         timeout_s=args.timeout_s,

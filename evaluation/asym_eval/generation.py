@@ -14,6 +14,14 @@ from dataclasses import dataclass
 # SPEC §6: the instruction that follows the problem in the user turn.
 INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
 PROMPT_FORMATS = ("chat", "raw")
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+
+
+@dataclass(frozen=True)
+class BackendOptions:
+    tensor_parallel_size: int = 1  # vllm only
+    dtype: str = "auto"  # "auto": the checkpoint's dtype for hf; vLLM's choice (bfloat16 on CPU) for vllm
+    enforce_eager: bool = False  # vllm only: skip graph compilation (faster start, slower decoding)
 
 
 @dataclass(frozen=True)
@@ -49,14 +57,15 @@ class HFBackend:
 
     name = "hf"
 
-    def __init__(self, model_dir: str, tensor_parallel_size: int = 1):
+    def __init__(self, model_dir: str, options: BackendOptions):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         self.torch = torch
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
-        self.model = AutoModelForCausalLM.from_pretrained(model_dir).to(self.device).eval()
+        model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=options.dtype)
+        self.model = model.to(self.device).eval()
 
     def generate(
         self, prompt_ids: list[list[int]], n_samples: int, sampling: Sampling, seeds: list[int]
@@ -78,11 +87,12 @@ class HFBackend:
                     top_p=None if greedy else sampling.top_p,
                     top_k=None if greedy else 0,
                     max_new_tokens=sampling.max_tokens,
-                    num_return_sequences=n_samples,
+                    # greedy: the k samples are one sequence k times (generate refuses k > 1 without sampling)
+                    num_return_sequences=1 if greedy else n_samples,
                     pad_token_id=pad_id,
                 )
-            new_tokens = output[:, inputs.shape[1] :]
-            yield self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
+            texts = self.tokenizer.batch_decode(output[:, inputs.shape[1] :], skip_special_tokens=True)
+            yield texts * n_samples if greedy else texts
 
 
 class VLLMBackend:
@@ -91,10 +101,15 @@ class VLLMBackend:
 
     name = "vllm"
 
-    def __init__(self, model_dir: str, tensor_parallel_size: int = 1):
+    def __init__(self, model_dir: str, options: BackendOptions):
         from vllm import LLM
 
-        self.llm = LLM(model=model_dir, tensor_parallel_size=tensor_parallel_size)
+        self.llm = LLM(
+            model=model_dir,
+            tensor_parallel_size=options.tensor_parallel_size,
+            dtype=options.dtype,
+            enforce_eager=options.enforce_eager,
+        )
         self.tokenizer = self.llm.get_tokenizer()
 
     def generate(
@@ -105,7 +120,7 @@ class VLLMBackend:
         greedy = sampling.temperature == 0
         params = [
             SamplingParams(
-                n=n_samples,
+                n=1 if greedy else n_samples,  # vLLM refuses n > 1 when greedy: the k samples are equal
                 temperature=sampling.temperature,
                 top_p=1.0 if greedy else sampling.top_p,
                 max_tokens=sampling.max_tokens,
@@ -116,7 +131,8 @@ class VLLMBackend:
         prompts = [{"prompt_token_ids": ids} for ids in prompt_ids]
         outputs = self.llm.generate(prompts, sampling_params=params, use_tqdm=True)
         for output in outputs:
-            yield [completion.text for completion in sorted(output.outputs, key=lambda c: c.index)]
+            texts = [completion.text for completion in sorted(output.outputs, key=lambda c: c.index)]
+            yield texts * n_samples if greedy else texts
 
 
 def vllm_available() -> bool:
@@ -125,8 +141,8 @@ def vllm_available() -> bool:
     return importlib.util.find_spec("vllm") is not None
 
 
-def make_backend(name: str, model_dir: str, tensor_parallel_size: int = 1):
+def make_backend(name: str, model_dir: str, options: BackendOptions):
     if name == "vllm" and not vllm_available():
         raise ValueError("--backend vllm: vLLM is not installed here (use --backend hf, or .venv-vllm/)")
     backend = {"hf": HFBackend, "vllm": VLLMBackend}[name]
-    return backend(model_dir, tensor_parallel_size=tensor_parallel_size)
+    return backend(model_dir, options)

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from asym_eval.benchmarks import Benchmark, load_benchmark, parse_benchmark_spec
-from asym_eval.generation import Sampling, build_prompt, encode_prompt, make_backend
+from asym_eval.generation import BackendOptions, Sampling, build_prompt, encode_prompt, make_backend
 from asym_eval.grading import DEFAULT_TIMEOUT_S, GradeRequest
 from asym_eval.scoring import PAPER_BENCHMARKS, benchmark_scores, markdown_table
 
@@ -40,6 +40,8 @@ class RunConfig:
     limit: int | None = None
     backend: str = "hf"
     tensor_parallel_size: int = 1
+    dtype: str = "auto"
+    enforce_eager: bool = False
     prompt_format: str = "chat"
     workers: int | None = None
     timeout_s: float = DEFAULT_TIMEOUT_S
@@ -158,6 +160,7 @@ def run_evaluation(config: RunConfig, pool=None, backend=None) -> dict:
         "model_fingerprint": _model_fingerprint(model_dir),
         "backend": config.backend,
         "prompt_format": config.prompt_format,
+        "dtype": config.dtype,
         "seed": config.seed,
         **asdict(sampling),
     }
@@ -175,7 +178,8 @@ def run_evaluation(config: RunConfig, pool=None, backend=None) -> dict:
             if not missing:
                 continue
             if backend is None:
-                backend = make_backend(config.backend, str(model_dir), config.tensor_parallel_size)
+                options = BackendOptions(config.tensor_parallel_size, config.dtype, config.enforce_eager)
+                backend = make_backend(config.backend, str(model_dir), options)
             if pool is None:
                 pool = GradingPool(config.workers, config.timeout_s)
             for key, rows in _generate_and_grade(
