@@ -1,0 +1,89 @@
+"""The math reward file, loaded and called the way OpenRLHF 0.11.2 does it: by path, through
+``SingleTurnAgentExecutor``, from a worker thread (``asyncio.to_thread``), one sample per call."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+import openrlhf_stubs  # noqa: E402
+
+openrlhf_stubs.install()
+
+from openrlhf.utils.agent import SingleTurnAgentExecutor  # noqa: E402
+
+REWARD_FILE = Path(__file__).resolve().parents[1] / "asym_openrlhf" / "reward" / "math_reward.py"
+PROMPT = (
+    "<|im_start|>user\nWhat is $\\frac{1}{2} + \\frac{1}{4}$?\n\nPlease reason step by step, and put your final "
+    "answer within \\boxed{}.<|im_end|>\n<|im_start|>assistant\n"
+)
+
+# (response, label, expected score): shapes taken from real model outputs.
+CASES = [
+    (
+        "We add: $\\frac{2}{4}+\\frac{1}{4}=\\frac{3}{4}$.\n\nThe answer is $\\boxed{\\frac{3}{4}}$.<|im_end|>",
+        "\\frac{3}{4}",
+        1.0,
+    ),
+    ("So the sum is $\\boxed{0.75}$<|im_end|>", "\\frac{3}{4}", 1.0),
+    ("First I thought \\boxed{1}, but rechecking: \\boxed{\\dfrac34}.<|im_end|>", "\\frac{3}{4}", 1.0),
+    ("The answer is $\\boxed{\\frac{2}{3}}$.<|im_end|>", "\\frac{3}{4}", 0.0),
+    ("I am not sure how to add fractions.<|im_end|>", "\\frac{3}{4}", 0.0),  # no answer at all
+    ("Truncated mid-sentence \\boxed{\\frac{3}{", "\\frac{3}{4}", 0.0),  # unclosed box
+]
+HOSTILE = [
+    "Clearly the answer is $\\boxed{9^{9^{9^9}}}$.",
+    "\\boxed{(10^8)!}",
+    "\\boxed{" * 5000 + "}" * 4000,
+    "\x00\x1b[2J" + "\\boxed{1}" * 2000,
+]
+
+
+@pytest.fixture(scope="module")
+def executor():
+    return SingleTurnAgentExecutor(remote_rm_url=str(REWARD_FILE))  # upstream's own loader
+
+
+def grade(executor, response: str, label: str) -> dict:
+    """Upstream's call: the decoded prompt + response as the query, from a worker thread."""
+    (out,) = asyncio.run(executor._fetch_rewards_via_func([PROMPT + response], [PROMPT], [label]))
+    return out
+
+
+def test_upstream_loads_reward_func_from_the_file(executor):
+    assert executor.reward_func.__name__ == "reward_func"
+
+
+@pytest.mark.parametrize("response,label,expected", CASES)
+def test_real_looking_completions(executor, response, label, expected):
+    out = grade(executor, response, label)
+    assert out["scores"].tolist() == [expected]
+    assert out["rewards"].tolist() == [expected]
+    assert set(out["extra_logs"]) == {"answer_found"}
+
+
+def test_hostile_completions_score_zero_within_the_timeout(executor, monkeypatch):
+    monkeypatch.setenv("ASYM_REWARD_TIMEOUT_S", "1.0")
+    for response in HOSTILE:
+        start = time.monotonic()
+        out = grade(executor, response, "3")
+        assert out["scores"].tolist() == [0.0]
+        assert time.monotonic() - start < 1.0 + 4.0  # the limit plus starting / killing a grading process
+
+
+def test_prompt_that_does_not_round_trip_is_still_graded(executor):
+    # The decoded query need not start with the prompt text exactly; the instruction's empty \boxed{} must not
+    # be taken for the answer, and the response's last box wins.
+    (out,) = asyncio.run(
+        executor._fetch_rewards_via_func(
+            [PROMPT.replace("  ", " ") + " so \\boxed{3/4}"], ["different"], ["0.75"]
+        )
+    )
+    assert out["scores"].tolist() == [1.0]
+    (out,) = asyncio.run(executor._fetch_rewards_via_func([PROMPT + "no answer"], ["different"], ["0"]))
+    assert out["scores"].tolist() == [0.0]
