@@ -1,0 +1,212 @@
+"""``asym-eval run/select/plot/grade`` end to end on the CPU with a tiny model built here (hf backend),
+resume after a simulated kill, and refusal of a mismatched configuration."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from asym_eval import harness
+from asym_eval.cli import main
+from asym_eval.generation import BackendOptions, HFBackend
+from asym_eval.tiny_model import build_tiny_model
+
+PROBLEMS = ["Q:4+5=A:", "Q:1+2=A:", "Q:7+7=A:", "Q:3+9=A:", "Q:8+1=A:"]
+ANSWERS = ["9", "3", "14", "12", "9"]
+# Tiny budgets: a handful of characters per response, sampled so the per-prompt seeds matter.
+RUN_FLAGS = [
+    "--backend",
+    "hf",
+    "--prompt_format",
+    "raw",
+    "--max_tokens",
+    "6",
+    "--temperature",
+    "0.8",
+    "--n",
+    "2",
+]
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory) -> Path:
+    return build_tiny_model(tmp_path_factory.mktemp("models") / "tiny")
+
+
+@pytest.fixture(scope="module")
+def benchmark_file(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("bench") / "add.jsonl"
+    rows = [{"id": f"p{i}", "problem": q, "answer": a} for i, (q, a) in enumerate(zip(PROBLEMS, ANSWERS))]
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return path
+
+
+def read_samples(folder: Path) -> list[dict]:
+    return [json.loads(line) for line in (folder / "samples.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def full_run(tiny_model, benchmark_file, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("full")
+    argv = [
+        "run",
+        "--model",
+        str(tiny_model),
+        "--benchmarks",
+        f"add={benchmark_file}",
+        "--output_dir",
+        str(out),
+    ]
+    assert main(argv + RUN_FLAGS + ["--workers", "1"]) == 0
+    return out
+
+
+def test_run_writes_samples_summary_and_table(full_run, capsys):
+    samples = read_samples(full_run)
+    assert [(s["problem_id"], s["sample_index"]) for s in samples] == [
+        (f"p{i}", j) for i in range(5) for j in range(2)
+    ]
+    assert set(samples[0]) >= {
+        "benchmark",
+        "problem_id",
+        "sample_index",
+        "response",
+        "extracted",
+        "correct",
+        "reason",
+    }
+    summary = json.loads((full_run / "summary.json").read_text())
+    expected = 100 * sum(s["correct"] for s in samples) / len(samples)
+    assert summary["benchmarks"]["add"]["avg_at_k"] == pytest.approx(expected)
+    assert summary["benchmarks"]["add"]["k"] == 2 and summary["benchmarks"]["add"]["problems"] == 5
+    assert (full_run / "table.md").read_text().startswith("| method | add (Avg@2) | Avg | add (pass@2) |")
+
+
+class KilledAfter:
+    """Wraps a backend; raises (like a kill) after ``limit`` prompts, and counts what it generated."""
+
+    def __init__(self, backend, limit=None):
+        self.backend, self.limit, self.generated = backend, limit, 0
+        self.tokenizer = backend.tokenizer
+
+    def generate(self, prompt_ids, n_samples, sampling, seeds):
+        for texts in self.backend.generate(prompt_ids, n_samples, sampling, seeds):
+            if self.limit is not None and self.generated == self.limit:
+                raise KeyboardInterrupt
+            self.generated += 1
+            yield texts
+
+
+def test_resume_after_a_kill_keeps_finished_samples(
+    full_run, tiny_model, benchmark_file, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(harness, "SAVE_EVERY_PROMPTS", 1)
+    config = harness.RunConfig(
+        model=str(tiny_model),
+        benchmarks=f"add={benchmark_file}",
+        output_dir=str(tmp_path),
+        n={"add": 2},
+        temperature=0.8,
+        max_tokens=6,
+        prompt_format="raw",
+        workers=1,
+    )
+    backend = HFBackend(str(tiny_model), BackendOptions())
+    with pytest.raises(KeyboardInterrupt):
+        harness.run_evaluation(config, backend=KilledAfter(backend, limit=3))
+    assert len(read_samples(tmp_path)) == 6  # 3 prompts x 2 samples saved before the kill
+    with (tmp_path / "samples.jsonl").open("a") as handle:
+        handle.write('{"benchmark": "add", "problem_index": 3, "sampl')  # a line torn by the kill
+
+    resumed = KilledAfter(backend)
+    harness.run_evaluation(config, backend=resumed)
+    assert resumed.generated == 2  # only the two missing prompts
+    strip = [
+        {k: s[k] for k in ("problem_id", "sample_index", "response", "correct")}
+        for s in read_samples(tmp_path)
+    ]
+    assert strip == [
+        {k: s[k] for k in ("problem_id", "sample_index", "response", "correct")}
+        for s in read_samples(full_run)
+    ]
+
+
+def test_mismatched_configuration_is_refused(full_run, tiny_model, benchmark_file, capsys):
+    argv = [
+        "run",
+        "--model",
+        str(tiny_model),
+        "--benchmarks",
+        f"add={benchmark_file}",
+        "--output_dir",
+        str(full_run),
+    ]
+    flags = [flag if flag != "0.8" else "0.5" for flag in RUN_FLAGS]
+    assert main(argv + flags) == 2
+    assert "made with temperature=0.8, now 0.5" in capsys.readouterr().err
+    assert main(argv + RUN_FLAGS + ["--n", "add=3"]) == 2
+    assert "benchmark add was made with" in capsys.readouterr().err
+    # Same settings: nothing to generate, the summary is rewritten from the saved samples.
+    before = (full_run / "samples.jsonl").read_text()
+    assert main(argv + RUN_FLAGS) == 0
+    assert (full_run / "samples.jsonl").read_text() == before
+
+
+def test_bad_flags_give_one_line_errors(tiny_model, tmp_path, capsys):
+    base = ["run", "--model", str(tiny_model), "--output_dir", str(tmp_path), "--backend", "hf"]
+    assert main(base + ["--n", "aime99=3", "--benchmarks", "math500"]) == 2
+    assert "--n: 'aime99' is not among --benchmarks" in capsys.readouterr().err
+    assert main(base + ["--top_p", "1.5"]) == 2
+    assert "--top_p" in capsys.readouterr().err
+    assert main(["run", "--model", str(tmp_path), "--output_dir", str(tmp_path), "--backend", "hf"]) == 2
+    assert "--model" in capsys.readouterr().err
+
+
+def test_select_and_plot(tiny_model, benchmark_file, tmp_path):
+    checkpoints = tmp_path / "ckpts"
+    for step, seed in [(20, 1), (10, 2)]:
+        build_tiny_model(checkpoints / f"global_step{step}", seed=seed)
+    out = tmp_path / "select"
+    bench = f"add={benchmark_file},add2={benchmark_file}"
+    argv = ["select", "--checkpoints", str(checkpoints), "--benchmarks", bench, "--select_on", "add"]
+    assert main(argv + ["--output_dir", str(out), "--limit", "2", "--workers", "1"] + RUN_FLAGS) == 0
+    selection = json.loads((out / "selection.json").read_text())
+    assert [row["step"] for row in selection["sweep"]] == [10, 20]
+    best = max(selection["sweep"], key=lambda row: (row["avg_at_k"], -row["step"]))
+    assert selection["winner"]["step"] == best["step"]
+    assert set(selection["winner"]["benchmarks"]) == {"add", "add2"}
+    assert f"step {best['step']}" in selection["reason"]
+    assert main(["plot", "--sweep", str(out), "--output", str(tmp_path / "sweep.png")]) == 0
+    runs = [f"a={out / 'global_step10'}", f"b={out / 'global_step20'}"]
+    assert main(["plot", "--runs", *runs, "--output", str(tmp_path / "bars.png")]) == 0
+    assert (tmp_path / "sweep.png").stat().st_size > 1000 and (tmp_path / "bars.png").stat().st_size > 1000
+
+
+def test_grade_command_through_its_console_script(tmp_path):
+    rows = [
+        {"response": "so \\boxed{27}", "answer": "27"},
+        {"response": "so \\boxed{\\frac{1}{2}}", "answer": "0.5"},
+        {"response": "\\boxed{84, 69}", "answer": "69,84", "is_multiple_answer": True},
+        {"response": "\\boxed{9^{9^{9^9}}}", "answer": "3"},
+        {"response": "no answer", "answer": "3"},
+    ]
+    source = tmp_path / "in.jsonl"
+    source.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    script = Path(sys.executable).with_name("asym-eval")
+    command = [
+        str(script),
+        "grade",
+        "--input",
+        str(source),
+        "--output",
+        str(tmp_path / "out.jsonl"),
+        "--timeout_s",
+        "1",
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    graded = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert [row["correct"] for row in graded] == [True, True, True, False, False]
+    assert graded[3]["reason"] == "timeout" and graded[4]["reason"] == "no_answer"
+    assert "graded 5 pairs: 3 correct" in result.stdout
