@@ -26,7 +26,7 @@ from asym_openrlhf.lite.tiny import ASSETS_DIR, TIERS, build_model, build_tokeni
 
 # tier -> supervised warm-up recipe (AdamW, batch of operand pairs drawn with replacement).
 RECIPES = {
-    "default": dict(steps=300, lr=3e-3, batch_size=64, seed=0),
+    "default": dict(steps=400, lr=3e-3, batch_size=64, seed=0),
     "quick": dict(steps=150, lr=3e-3, batch_size=64, seed=0),
 }
 

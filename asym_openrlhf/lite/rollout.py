@@ -20,10 +20,21 @@ class Batch:
     attention_mask: torch.Tensor  # (B, Lp + T)
     response_mask: torch.Tensor  # (B, T) 1 on response tokens up to and including EOS
     prompt_width: int  # Lp
+    # From the sampler, when asked: log pi(token) under the untempered policy, and the entropy there. (B, T)
+    logprobs: torch.Tensor | None = None
+    entropy: torch.Tensor | None = None
 
     def select(self, rows: torch.Tensor) -> Batch:
+        def pick(tensor):
+            return None if tensor is None else tensor[rows]
+
         return Batch(
-            self.input_ids[rows], self.attention_mask[rows], self.response_mask[rows], self.prompt_width
+            self.input_ids[rows],
+            self.attention_mask[rows],
+            self.response_mask[rows],
+            self.prompt_width,
+            pick(self.logprobs),
+            pick(self.entropy),
         )
 
 
@@ -51,8 +62,14 @@ def generate(
     pad_id: int,
     temperature: float,
     generator: torch.Generator | None,
+    with_logprobs: bool = False,
 ) -> Batch:
-    """Sample (temperature > 0) or decode greedily (temperature 0) one response per prompt."""
+    """Sample (temperature > 0) or decode greedily (temperature 0) one response per prompt.
+
+    ``with_logprobs``: also keep each sampled token's log-prob and the entropy under the untempered policy, so
+    the trainer needs no extra forward for the old log-probs (the KV-cached logits match a full forward to
+    float rounding, about 1e-6).
+    """
     device = next(model.parameters()).device
     prompt_ids, prompt_mask = left_pad(prompts, pad_id, device)
     attention = prompt_mask
@@ -61,7 +78,7 @@ def generate(
     )
     next_position = attention.sum(-1, keepdim=True)  # (B, 1)
     finished = torch.zeros(len(prompts), dtype=torch.bool, device=device)
-    tokens = []
+    tokens, logprobs, entropies = [], [], []
     for _ in range(max_new_tokens):
         logits = out.logits[:, -1].float()  # (B, V)
         if temperature > 0:
@@ -71,6 +88,9 @@ def generate(
             token = logits.argmax(-1)
         token = torch.where(finished, torch.full_like(token, pad_id), token)
         tokens.append(token)
+        if with_logprobs:
+            logprobs.append(torch.log_softmax(logits, dim=-1).gather(-1, token[:, None]).squeeze(-1))
+            entropies.append(token_entropy(logits))
         finished |= token == eos_id
         if bool(finished.all()):
             break
@@ -93,6 +113,8 @@ def generate(
         attention_mask=torch.cat([prompt_mask, response_mask], dim=1),
         response_mask=response_mask,
         prompt_width=prompt_ids.shape[1],
+        logprobs=torch.stack(logprobs, dim=1) if with_logprobs else None,
+        entropy=torch.stack(entropies, dim=1) if with_logprobs else None,
     )
 
 

@@ -6,8 +6,8 @@ clipped surrogate and token-level aggregation. Every formula comes from ``asym_o
 
 Where it departs from the paper's setting (SPEC §5), on purpose: a tiny char-level model warm-started on
 addition instead of a 1.5B/4B model on MATH (``--model``/``--task math`` bring those back), one process
-instead of verl/OpenRLHF workers, and the old log-probs come from a separate no-grad forward (as in
-OpenRLHF), not from the sampler.
+instead of verl/OpenRLHF workers, and the old log-probs and entropies come from the sampler's own logits
+(untempered), not from a second forward pass: equal to float rounding, and one forward cheaper per step.
 """
 
 from __future__ import annotations
@@ -324,7 +324,7 @@ class Trainer:
             self._encode_cache[text] = self.tokenizer(text, add_special_tokens=False)["input_ids"]
         return self._encode_cache[text]
 
-    def _rollouts(self, prompts: list[str], temperature: float):
+    def _rollouts(self, prompts: list[str], temperature: float, with_logprobs: bool = False):
         self.model.eval()
         return generate(
             self.model,
@@ -334,6 +334,7 @@ class Trainer:
             pad_id=self.tokenizer.pad_token_id,
             temperature=temperature,
             generator=self.sample_rng if temperature > 0 else None,
+            with_logprobs=with_logprobs,
         )
 
     def evaluate(self, chunk: int = 256) -> float:
@@ -353,14 +354,13 @@ class Trainer:
         num_prompts, group_size = s.prompts_per_step, s.group_size
         picks = torch.randperm(len(self.task.train), generator=self.data_rng)[:num_prompts].tolist()
         problems = [self.task.train[i] for i in picks for _ in range(group_size)]  # grouped: (P*G,)
-        batch = self._rollouts([p.prompt for p in problems], temperature=s.temperature)
+        batch = self._rollouts([p.prompt for p in problems], temperature=s.temperature, with_logprobs=True)
         responses = decode_responses(self.tokenizer, batch)
         correct = torch.tensor([self.task.reward(r, p) for r, p in zip(responses, problems)])
         correct = correct.view(num_prompts, group_size)  # (P, G)
         mask = batch.response_mask.float()  # (B, T)
 
-        with torch.no_grad():
-            old_logp, old_entropy = response_logprobs(self.model, batch, with_entropy=True)  # (B, T) each
+        old_logp, old_entropy = batch.logprobs, batch.entropy  # (B, T) each, from the sampler
         advantages = compute_advantages(s.estimator, correct, s.options)  # (P, G)
         if s.control_advantages == "negate":
             advantages = -advantages
@@ -409,9 +409,14 @@ class Trainer:
             losses.append(loss.item())
             clip_fracs.append(masked_mean(clipped.float(), part_mask).item())
 
-        with torch.no_grad():
-            new_logp, _ = response_logprobs(self.model, batch)
-        gain = positive_logprob_gain(new_logp, old_logp, mask, correct.flatten().to(self.device))
+        # Only correct rollouts enter the gain, so only they are scored again.
+        is_correct = correct.flatten().bool().to(self.device)
+        gain = None
+        if is_correct.any():
+            with torch.no_grad():
+                new_logp, _ = response_logprobs(self.model, batch.select(is_correct))
+            ones = torch.ones(int(is_correct.sum()), device=self.device)
+            gain = positive_logprob_gain(new_logp, old_logp[is_correct], mask[is_correct], ones)
         metrics["actor/pos_logprob_gain"] = gain
         metrics["actor/policy_loss"] = sum(losses) / len(losses)
         metrics["actor/clip_frac"] = sum(clip_fracs) / len(clip_fracs)
