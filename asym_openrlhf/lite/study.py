@@ -433,10 +433,18 @@ def run(args: argparse.Namespace) -> int:
                 output_dir=str(out / "runs" / f"{label}_seed{seed}"),
             )
             jobs.append((label, overrides))
-    context = get_context("spawn")  # a clean interpreter per worker: no torch thread pools inherited by fork
-    with ProcessPoolExecutor(max_workers=args.jobs, mp_context=context) as pool:
-        for _ in tqdm(pool.map(_run_one, jobs), total=len(jobs), desc="study runs", unit="run"):
-            pass
+    if args.jobs == 1:
+        results = map(_run_one, jobs)
+    else:
+        context = get_context(
+            "spawn"
+        )  # a clean interpreter per worker: no torch thread pools inherited by fork
+        pool = ProcessPoolExecutor(max_workers=args.jobs, mp_context=context)
+        results = pool.map(_run_one, jobs)
+    for _ in tqdm(results, total=len(jobs), desc="study runs", unit="run"):
+        pass
+    if args.jobs > 1:
+        pool.shutdown()
     rows_by_run = {
         label: [_load_rows(out / "runs" / f"{label}_seed{s}") for s in range(seeds)] for label in methods
     }

@@ -1,0 +1,89 @@
+"""Small pieces of ``asym-rl lite``: answer extraction, tokenizer, task split, claim verdicts, flag checks."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from asym_openrlhf.lite.study import STAT_LABELS, check_claims
+from asym_openrlhf.lite.tasks import AdditionTask, last_boxed
+from asym_openrlhf.lite.tiny import TIERS, build_tokenizer
+from asym_openrlhf.lite.train import add_arguments, default_settings
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("\\boxed{55}", "55"),
+        ("\\boxed{1}\\boxed{12}", "12"),  # the last one counts
+        ("\\boxed{a{b}}x", "a{b}"),  # balanced braces
+        ("\\boxed{12", None),  # unterminated: no answer
+        ("\\boxed{7}\\boxed{8", "7"),  # an unterminated last box falls back to the previous one
+        ("55", None),
+    ],
+)
+def test_last_boxed(text, expected):
+    assert last_boxed(text) == expected
+
+
+def test_tokenizer_round_trip_is_char_level():
+    tokenizer = build_tokenizer()
+    ids = tokenizer("Q:47+8=A:", add_special_tokens=False)["input_ids"]
+    assert len(ids) == len("Q:47+8=A:")  # one token per character, no BOS
+    assert tokenizer.decode(ids + [tokenizer.eos_token_id], skip_special_tokens=True) == "Q:47+8=A:"
+
+
+def test_addition_split_is_fixed_and_disjoint():
+    tier = TIERS["default"]
+    task, again = (
+        AdditionTask(tier.max_digits, tier.heldout_size),
+        AdditionTask(tier.max_digits, tier.heldout_size),
+    )
+    assert [p.id for p in task.heldout] == [p.id for p in again.heldout]
+    assert len(task.heldout) == 256 and len(task.train) == 100 * 100 - 256
+    assert not {p.id for p in task.heldout} & {p.id for p in task.train}
+    problem = task.heldout[0]
+    assert (
+        problem.prompt == f"Q:{problem.id}=A:" and task.reward(f"\\boxed{{{problem.answer}}}", problem) == 1.0
+    )
+
+
+def test_every_flag_has_help():
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    missing = [a.dest for a in parser._actions if a.dest != "help" and not a.help]
+    assert missing == []
+
+
+@pytest.mark.parametrize(
+    "overrides, flag",
+    [
+        (dict(mini_batches=0), "--mini_batches"),
+        (dict(lr=-1.0), "--lr"),
+        (dict(entropy_adv_kappa=1.0), "--entropy_adv_kappa"),
+        (dict(group_size=1), "--group_size"),
+        (dict(advantage_estimator="nope"), "--advantage_estimator"),
+        (dict(eps_clip_low_high=(1.5, 0.2)), "--eps_clip_low_high"),
+    ],
+)
+def test_bad_settings_name_the_flag(overrides, flag):
+    with pytest.raises(ValueError, match=f"^{flag}"):
+        default_settings(**overrides)
+
+
+def test_claim_verdicts_compare_difference_with_seed_noise():
+    def stats(entropy):
+        same = {key: [0.5, 0.5] for key in STAT_LABELS}  # every other statistic equal
+        return {**same, "entropy_late": entropy}
+
+    # Pos-only entropy 0.30 ± 0.0 vs REINFORCE 0.20 ± 0.0: difference 0.10 > noise 0 -> holds.
+    # Neg-only 0.19/0.21 (mean 0.20, sd 0.014) vs REINFORCE 0.20: difference 0 -> does not hold.
+    verdicts = check_claims(
+        {"Pos-only": stats([0.3, 0.3]), "REINFORCE": stats([0.2, 0.2]), "Neg-only": stats([0.19, 0.21])}
+    )
+    by_claim = {(v["a"], v["statistic"]): v["verdict"] for v in verdicts}
+    assert by_claim[("Pos-only", "entropy_late")] == "holds"
+    assert by_claim[("Neg-only", "entropy_late")] == "does not hold"
+    # Equal accuracies: a strict "beats" claim does not hold.
+    assert by_claim[("Pos-only", "val_acc_ema")] == "does not hold"
