@@ -47,6 +47,14 @@ GRADING_TABLE = [
     ("$\\boxed{10\\%}$", "10", True),
     ("The value is $\\boxed{3.14}$", "3.15", False),
     ("\\boxed{1,000}", "1000", True),
+    (
+        "So the point is $\\boxed{\\left(3, \\frac{\\pi}{3}\\right)}$.",
+        "\\left( 3, \\frac{\\pi}{2} \\right)",
+        False,
+    ),
+    ("The total is $\\boxed{15\\frac{39}{40}}$ dollars.", "\\frac{639}{40}", True),  # a mixed number
+    ("Hence $\\boxed{\\frac{\\sqrt{21}}{5}}$.", "\\frac{14}{3}", False),
+    ("We get $\\boxed{3\\sqrt{13}}$.", "\\sqrt{117}", True),
     ("The answer: \\fbox{7}", "7", True),
 ]
 
@@ -60,7 +68,12 @@ def test_fast_paths_skip_the_symbolic_parser():
     assert grade_response(QWEN_STYLE, "27").reason == "exact"
     assert grade_response("\\boxed{27.0}", "27").reason == "number"
     assert grade_response("\\boxed{26}", "27").reason == "number"  # two different integers: settled here
-    assert grade_response("\\boxed{\\dfrac{1}{2}}", "0.5").reason == "math_verify"
+    assert (
+        grade_response("\\boxed{\\dfrac{1}{2}}", "0.5").reason == "math_verify"
+    )  # close values: its rounding
+    assert grade_response("\\boxed{x = 3}", "3").reason == "exact"
+    assert grade_response("\\boxed{2\\sqrt{3}}", "\\frac{7}{2}").reason == "constant"
+    assert grade_response("\\boxed{(1, 3)}", "(1,2)").reason == "constant"
 
 
 def test_extraction_and_normalization():

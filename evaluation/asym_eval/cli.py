@@ -148,12 +148,11 @@ def cmd_run(args) -> int:
     return 0
 
 
-def cmd_grade(args) -> int:
+def _read_pairs(path: str):
     from asym_eval.grading import GradeRequest
-    from asym_eval.pool import GradingPool
 
     rows, requests = [], []
-    with open(args.input, encoding="utf-8") as handle:
+    with open(path, encoding="utf-8") as handle:
         for line_number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
@@ -167,11 +166,20 @@ def cmd_grade(args) -> int:
                 )
             except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
                 raise ValueError(
-                    f"{args.input}:{line_number}: need JSON with 'response' and 'answer' ({err})"
+                    f"{path}:{line_number}: need JSON with 'response' and 'answer' ({err})"
                 ) from None
             rows.append(row)
             requests.append(request)
-    with GradingPool(args.workers, args.timeout_s) as pool:
+    return rows, requests
+
+
+def cmd_grade(args) -> int:
+    from asym_eval.pool import GradingPool
+
+    if not Path(args.input).is_file():
+        raise ValueError(f"--input: no such file {args.input}")
+    with GradingPool(args.workers, args.timeout_s) as pool:  # its processes start while the input is read
+        rows, requests = _read_pairs(args.input)
         results = pool.grade(requests)
     tmp = Path(args.output + ".tmp")
     with tmp.open("w", encoding="utf-8") as handle:

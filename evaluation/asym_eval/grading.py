@@ -141,12 +141,16 @@ def _numeric_value(text: str) -> Fraction | None:
 
 
 def _fast_verdict(extracted: str, answer: str, tolerance: float | None) -> tuple[bool, str] | None:
-    """(correct, reason) when settled without a symbolic parse, else None."""
+    """(correct, reason) when settled without a symbolic parse, else None. Each rule here agrees with
+    math-verify's verdict; anything unsure returns None and goes to math-verify."""
     if tolerance is not None:
         pred_value, gold_value = _numeric_value(extracted), _numeric_value(answer)
         if pred_value is not None and gold_value is not None:
             return abs(pred_value - gold_value) <= Fraction(str(tolerance)), "number_within_tolerance"
     pred, gold = normalize(extracted), normalize(answer)
+    if "=" not in gold:  # "\boxed{x = 3}" for the reference "3": math-verify compares the right-hand side too
+        assignment = _ASSIGNMENT.fullmatch(pred)
+        pred = assignment.group(1) if assignment else pred
     if pred == gold:
         return True, "exact"
     pred_value, gold_value = _as_fraction(pred), _as_fraction(gold)
@@ -156,7 +160,156 @@ def _fast_verdict(extracted: str, answer: str, tolerance: float | None) -> tuple
         # Two different integers are different; decimals go on to math-verify, which rounds to 6 places.
         if "." not in pred and "." not in gold:
             return False, "number"
+    # Two arithmetic constants (fractions, roots, pi) whose values are far apart are different whatever
+    # the spelling; close values are left to math-verify's own rounding rules.
+    if _far_apart(constant_value(pred), constant_value(gold)):
+        return False, "constant"
+    # The same for tuples and intervals of constants with the same brackets: one element far off decides.
+    pred_items, gold_items = _bracketed_items(pred), _bracketed_items(gold)
+    if (
+        pred_items
+        and gold_items
+        and pred_items[0] == gold_items[0]
+        and len(pred_items[1]) == len(gold_items[1])
+    ):
+        pairs = [(constant_value(p), constant_value(g)) for p, g in zip(pred_items[1], gold_items[1])]
+        if all(p is not None and g is not None for p, g in pairs) and any(_far_apart(p, g) for p, g in pairs):
+            return False, "constant"
     return None
+
+
+def _far_apart(pred: float | None, gold: float | None) -> bool:
+    return pred is not None and gold is not None and abs(pred - gold) > 1e-4 * max(1.0, abs(gold))
+
+
+def _bracketed_items(text: str) -> tuple[str, list[str]] | None:
+    """``(a,b]`` -> ("(]", ["a", "b"]) when one bracket pair encloses the whole text, else None."""
+    if len(text) < 2 or text[0] not in "([" or text[-1] not in ")]":
+        return None
+    depth = 0
+    for index, char in enumerate(text):
+        depth += (char in "([{") - (char in ")]}")
+        if depth == 0 and index < len(text) - 1:
+            return None  # "(1)+(2)": the first bracket closes early
+    items = split_top_level(text[1:-1])
+    return (text[0] + text[-1], items) if len(items) >= 2 else None
+
+
+_ASSIGNMENT = re.compile(r"[a-zA-Z]=([^=]+)")
+_CONSTANT_TOKENS = re.compile(r"\\frac|\\sqrt|\\pi|\\cdot|\\times|\d+(?:\.\d*)?|\.\d+|[-+*/^(){}\[\]]")
+
+
+def constant_value(text: str) -> float | None:
+    r"""The value of a normalized arithmetic constant (integers, decimals, ``\\frac``, ``\\sqrt``, ``\\pi``,
+    + - * / ^, implicit products), or None for anything else (variables, units, sets, percent, ...).
+
+    >>> round(constant_value("\\frac{3\\sqrt{2}}{4}"), 6)
+    1.06066
+    >>> constant_value("x+1") is None
+    True
+    """
+    if len(text) > 200:
+        return None
+    tokens = _CONSTANT_TOKENS.findall(text)
+    if "".join(tokens) != text:  # something outside the grammar (a letter, a comma, \\circ, \\%)
+        return None
+    parser = _Constant(tokens)
+    try:
+        value, position = parser.expression(0)
+    except (_NotConstant, ArithmeticError, ValueError, IndexError):
+        return None
+    if position != len(parser.tokens) or isinstance(value, complex) or value != value:
+        return None
+    return float(value)
+
+
+class _NotConstant(Exception):
+    pass
+
+
+class _Constant:
+    """Recursive descent over the tokens of ``constant_value``; returns (value, next position)."""
+
+    def __init__(self, tokens: list[str]):
+        self.tokens = tokens
+
+    def expression(self, i: int):
+        value, i = self.term(i)
+        while i < len(self.tokens) and self.tokens[i] in "+-":
+            right, j = self.term(i + 1)
+            value, i = (value + right if self.tokens[i] == "+" else value - right), j
+        return value, i
+
+    def term(self, i: int):
+        value, i = self.signed(i)
+        while i < len(self.tokens):
+            token = self.tokens[i]
+            if token in ("*", "\\cdot", "\\times", "/"):
+                right, j = self.signed(i + 1)
+                value, i = (value / right if token == "/" else value * right), j
+            elif token == "\\frac":
+                raise _NotConstant  # "15\\frac{39}{40}" is a mixed number to math-verify, not a product
+            elif token in ("\\sqrt", "\\pi", "(", "{") or token[0].isdigit():
+                right, i = self.power(i)  # implicit product: 2\\sqrt{3}, 3\\pi
+                value *= right
+            else:
+                break
+        return value, i
+
+    def signed(self, i: int):
+        if self.tokens[i] in "+-":
+            value, j = self.signed(i + 1)
+            return (-value if self.tokens[i] == "-" else value), j
+        return self.power(i)
+
+    def power(self, i: int):
+        base, i = self.atom(i)
+        if i < len(self.tokens) and self.tokens[i] == "^":
+            exponent, i = self.argument(i + 1)
+            if abs(exponent) > 64 or (base == 0 and exponent <= 0):
+                raise _NotConstant  # power towers and the like: leave them to math-verify's time limit
+            base = base**exponent
+        return base, i
+
+    def argument(self, i: int):
+        """``{expr}`` or a single digit (``\\frac12``, ``x^2``)."""
+        token = self.tokens[i]
+        if token == "{":
+            value, i = self.expression(i + 1)
+            if self.tokens[i] != "}":
+                raise _NotConstant
+            return value, i + 1
+        if token.isdigit():
+            return (int(token[0]), i + 1) if len(token) == 1 else self._split_digits(i)
+        raise _NotConstant
+
+    def _split_digits(self, i: int):
+        # "\\frac12": the tokenizer read "12"; TeX reads "1" then "2".
+        token = self.tokens[i]
+        self.tokens = self.tokens[:i] + [token[0], token[1:]] + self.tokens[i + 1 :]
+        return int(token[0]), i + 1
+
+    def atom(self, i: int):
+        token = self.tokens[i]
+        if token == "\\frac":
+            numerator, i = self.argument(i + 1)
+            denominator, i = self.argument(i)
+            return numerator / denominator, i
+        if token == "\\sqrt":
+            radicand, i = self.argument(i + 1)
+            if radicand < 0:
+                raise _NotConstant
+            return radicand**0.5, i
+        if token == "\\pi":
+            return 3.141592653589793, i + 1
+        if token in ("(", "{"):
+            value, i = self.expression(i + 1)
+            if self.tokens[i] != {"(": ")", "{": "}"}[token]:
+                raise _NotConstant
+            return value, i + 1
+        if token[0].isdigit() or token[0] == ".":
+            return float(token), i + 1
+        raise _NotConstant
 
 
 def split_top_level(answer: str) -> list[str]:
@@ -203,7 +356,10 @@ def _symbolic_equal(extracted: str, answer: str) -> bool:
     return bool(math_verify.verify(gold, pred, timeout_seconds=None))
 
 
+@functools.lru_cache(maxsize=65536)
 def _symbolic_verdict(extracted: str, answer: str, multiple_answers: bool) -> bool:
+    """Cached: the k samples of a problem often end in the same (wrong) answer. A timeout raises, so it is
+    never cached."""
     if _symbolic_equal(extracted, answer):
         return True
     if not multiple_answers:
