@@ -147,9 +147,6 @@ def main() -> int:
         f"asym-eval grade ({args.workers} workers, incl. start): {ours_s:7.2f} s  ({len(pairs) / ours_s:6.1f} pairs/s)"
     )
     print(f"ratio asym-eval / plain: {ours_s / baseline_s:.3f}x  (target <= 0.35x)")
-    print(
-        f"CPU seconds: plain {baseline_cpu:.2f}, asym-eval {ours_cpu:.2f} (ratio {ours_cpu / baseline_cpu:.3f}x)"
-    )
     # Two workers need two free cores: on a machine busy with other jobs the ratio says little.
     print(f"load average over the last minute: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
     print(
