@@ -44,7 +44,7 @@ OUR_OPTION_FLAGS = {
 
 
 class DryRunDone(Exception):
-    """Raised where upstream's ``train()`` would call ``ray.init``: the configuration is complete."""
+    """Raised where upstream's ``train()`` would start Ray: the configuration is complete."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -224,7 +224,9 @@ def run_upstream(ours: argparse.Namespace, upstream_argv: list[str], dry_run: bo
             def stop(*args, **kwargs):
                 raise DryRunDone
 
-            stack.enter_context(_patched(ray, "init", stop))
+            # train()'s first statement is `if not ray.is_initialized(): ray.init(...)`: stop there, whether
+            # or not this process already runs Ray.
+            stack.enter_context(_patched(ray, "is_initialized", stop))
         else:
             from asym_openrlhf.integration.trainer import AsymPolicyModelRayActor, AsymPPOTrainerRayActor
 
