@@ -22,7 +22,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 
 import torch
 
@@ -58,14 +57,16 @@ def ours(steps: int, seed: int, out: str) -> tuple[list[float], list[float]]:
 
 def trl(steps: int, seed: int, out: str) -> tuple[list[float], list[float]]:
     from datasets import Dataset
-    from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
+    from transformers import AutoModelForCausalLM, AutoTokenizer, PrinterCallback, TrainerCallback
     from trl import GRPOConfig, GRPOTrainer
 
     from asym_openrlhf.lite.tasks import AdditionTask
 
     tier = TIERS["default"]
     task = AdditionTask(tier.max_digits, tier.heldout_size)
-    dataset = Dataset.from_dict({"prompt": [p.prompt for p in task.train], "answer": [p.answer for p in task.train]})
+    dataset = Dataset.from_dict(
+        {"prompt": [p.prompt for p in task.train], "answer": [p.answer for p in task.train]}
+    )
 
     def reward(completions, answer, **_):
         return [float(last_boxed(c) == a) for c, a in zip(completions, answer)]
@@ -105,19 +106,34 @@ def trl(steps: int, seed: int, out: str) -> tuple[list[float], list[float]]:
     model = AutoModelForCausalLM.from_pretrained(tier.checkpoint_dir, dtype=torch.float32)
     tokenizer = AutoTokenizer.from_pretrained(tier.checkpoint_dir)
     trainer = GRPOTrainer(
-        model=model, reward_funcs=reward, args=config, train_dataset=dataset, processing_class=tokenizer, callbacks=[Clock()]
+        model=model,
+        reward_funcs=reward,
+        args=config,
+        train_dataset=dataset,
+        processing_class=tokenizer,
+        callbacks=[Clock()],
     )
+    trainer.remove_callback(PrinterCallback)  # its per-step dicts would bury the comparison
     trainer.train()
     per_batch = stamps[SHAPE["mini_batches"] - 1 :: SHAPE["mini_batches"]]  # end of each rollout batch
     times = [b - a for a, b in zip(per_batch, per_batch[1:])]
-    rewards = [row["reward"] for row in trainer.state.log_history if "reward" in row][:: SHAPE["mini_batches"]]
+    rewards = [row["reward"] for row in trainer.state.log_history if "reward" in row]  # logged once per batch
     return times, rewards
 
 
 def peak_rss_of_default_run(steps: int) -> float:
     """Peak resident memory (GB) of ``asym-rl lite`` with default settings, run for ``steps`` steps."""
     with tempfile.TemporaryDirectory() as out:
-        command = [sys.executable, "-m", "asym_openrlhf.cli.main", "lite", "--steps", str(steps), "--output_dir", out]
+        command = [
+            sys.executable,
+            "-m",
+            "asym_openrlhf.cli.main",
+            "lite",
+            "--steps",
+            str(steps),
+            "--output_dir",
+            out,
+        ]
         subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024**2  # Linux reports KiB
 
@@ -125,7 +141,9 @@ def peak_rss_of_default_run(steps: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=15, help="timed rollout batches per round (default 15)")
-    parser.add_argument("--rounds", type=int, default=2, help="alternating rounds of each trainer (default 2)")
+    parser.add_argument(
+        "--rounds", type=int, default=2, help="alternating rounds of each trainer (default 2)"
+    )
     parser.add_argument("--memory_steps", type=int, default=30, help="steps of the default run for peak RSS")
     parser.add_argument("--threads", type=int, default=None, help="torch threads for both (default torch's)")
     args = parser.parse_args()
@@ -140,7 +158,10 @@ def main() -> None:
                 seconds, rewards = fn(args.steps, seed=round_index, out=out)
                 times[name] += seconds
                 curves[name].append(rewards)
-                print(f"round {round_index} {name}: {statistics.median(seconds):.3f} s per rollout batch", flush=True)
+                print(
+                    f"round {round_index} {name}: {statistics.median(seconds):.3f} s per rollout batch",
+                    flush=True,
+                )
     median = {name: statistics.median(values) for name, values in times.items()}
     ratio = median["asym-rl lite"] / median["TRL GRPOTrainer"]
     print("\nseconds per rollout batch (16 prompts x 8 rollouts, 2 optimizer steps), median over rounds:")
@@ -153,7 +174,9 @@ def main() -> None:
         mean = [statistics.fmean(r[i] for r in runs) for i in range(length)]
         print(f"  {name:16s} " + " ".join(f"{v:.2f}" for v in mean))
     rss = peak_rss_of_default_run(args.memory_steps)
-    print(f"\npeak RSS of `asym-rl lite --steps {args.memory_steps}` (default settings): {rss:.2f} GB (target < 1.5)")
+    print(
+        f"\npeak RSS of `asym-rl lite --steps {args.memory_steps}` (default settings): {rss:.2f} GB (target < 1.5)"
+    )
 
 
 if __name__ == "__main__":
