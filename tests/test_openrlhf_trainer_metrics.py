@@ -1,0 +1,96 @@
+"""AsymPPOTrainer's per-step metrics: entropy under its METRICS name, and the positive-rollout log-prob gain
+from one extra actor forward (the forward is faked: it needs the GPU actors)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+import openrlhf_stubs  # noqa: E402
+
+openrlhf_stubs.install()
+
+from asym_openrlhf.algorithms.metrics import METRICS  # noqa: E402
+from asym_openrlhf.integration import trainer as trainer_module  # noqa: E402
+from asym_openrlhf.integration.upstream import Experience  # noqa: E402
+
+
+class FakeMaker:
+    """Stands in for the experience maker's two dispatch helpers: 'the actor' returns ``new_log_probs``."""
+
+    def __init__(self, experiences, new_log_probs):
+        self.latest_experiences = experiences
+        self.new_log_probs = new_log_probs
+        self.forward_kwargs = None
+
+    def _dispatch_forward(self, group, sync_condition, **kwargs):
+        self.forward_kwargs = kwargs
+        return "refs"
+
+    def _flatten_results(self, refs, duplicate_factor):
+        return self.new_log_probs
+
+
+def make_trainer(log_gain: bool, maker: FakeMaker):
+    trainer = object.__new__(trainer_module.AsymPPOTrainer)  # skip building datasets: only the metrics run
+    trainer.args = SimpleNamespace(
+        asym=SimpleNamespace(log_pos_logprob_gain=log_gain),
+        ds=SimpleNamespace(ring_attn_size=1, tensor_parallel_size=1),
+        train=SimpleNamespace(colocate_all=True, colocate_actor_ref=False),
+    )
+    trainer.actor_model_group = "actors"
+    trainer.experience_maker = maker
+    return trainer
+
+
+def experience(scores, old, mask):
+    return Experience(
+        sequences=torch.zeros(len(scores), 5, dtype=torch.long),
+        attention_mask=torch.ones(len(scores), 5, dtype=torch.long),
+        action_mask=torch.tensor(mask, dtype=torch.bool),
+        action_log_probs=torch.tensor(old),
+        scores=torch.tensor(scores),
+    )
+
+
+def test_positive_logprob_gain_is_the_mean_over_all_correct_rollouts(monkeypatch):
+    first = experience([1.0, 0.0], [[-1.0, -1.0], [-2.0, -2.0]], [[1, 1], [1, 0]])
+    second = experience([1.0, 1.0, 0.0], [[-1.0, 0.0], [-1.0, -1.0], [-3.0, -3.0]], [[1, 0], [1, 1], [1, 1]])
+    new = [
+        torch.tensor([[-0.5, -0.5], [-9.0, -9.0]]),  # correct rollout: +0.5 +0.5 = +1.0 (wrong one ignored)
+        torch.tensor([[-0.5, 5.0], [-1.5, -1.5], [0.0, 0.0]]),  # +0.5 (second token masked), -1.0
+    ]
+    maker = FakeMaker([first, second], new)
+    monkeypatch.setattr(trainer_module.PPOTrainer, "ppo_train", lambda self, step: {"policy_loss": 0.1})
+    status = make_trainer(True, maker).ppo_train(3)
+    # Three correct rollouts, sequence gains 1.0, 0.5 and -1.0: mean 0.16667 (not the mean of batch means).
+    assert status["actor/pos_logprob_gain"] == pytest.approx(0.5 / 3)
+    assert [len(v) for v in maker.forward_kwargs.values()] == [2, 2, 2]  # one forward over the whole batch
+
+
+def test_gain_is_off_by_default_and_entropy_is_renamed(monkeypatch):
+    maker = FakeMaker([], [])
+    upstream_status = {"policy_loss": 0.1, "entropy_loss": 0.42}
+    monkeypatch.setattr(trainer_module.PPOTrainer, "ppo_train", lambda self, step: dict(upstream_status))
+    status = make_trainer(False, maker).ppo_train(1)
+    assert status["actor/entropy"] == 0.42 and "actor/pos_logprob_gain" not in status
+    assert maker.forward_kwargs is None  # no extra forward when the flag is off
+
+
+def test_every_logged_name_is_documented():
+    logged = {
+        "rollout/accuracy",
+        "rollout/all_solved_frac",
+        "rollout/none_solved_frac",
+        "rollout/acc_hist/c{c}",
+        "actor/logp_adv_cov",
+        "actor/logp_adv_cov/c{c}",
+        "actor/entropy",
+        "actor/pos_logprob_gain",
+    }
+    assert logged <= set(METRICS)
