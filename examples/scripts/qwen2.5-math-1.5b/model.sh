@@ -2,6 +2,7 @@
 # Qwen2.5-Math-1.5B (base model), SPEC §5: 512 prompts x 8 rollouts per rollout step, optimizer mini-batches
 # of 128 prompts (OpenRLHF counts samples: 1,024), so 4 optimizer steps per rollout step; responses up to
 # 2,560 tokens (its context is 4,096).
+# shellcheck source=../common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../common.sh"
 MODEL_PATH=${MODEL_PATH:-Qwen/Qwen2.5-Math-1.5B}
 DATA_DIR=${DATA_DIR:-$ROOT/data/qwen2.5-math-1.5b}

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Qwen2.5-Math-1.5B, Section 3: REINFORCE, +1/-1 (Eq. 5): AsymGRPO at beta+ = beta- = 0. Not OpenRLHF's `reinforce`, which whitens the raw reward.
 # Check: DRY_RUN=1 bash examples/scripts/qwen2.5-math-1.5b/train_reinforce.sh   Run: bash examples/scripts/qwen2.5-math-1.5b/train_reinforce.sh [flags]
+# shellcheck source=model.sh
 source "$(dirname "${BASH_SOURCE[0]}")/model.sh"
 ALGO_ARGS=(
   --advantage_estimator asym_grpo --asym.beta_pos 0 --asym.beta_neg 0

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Qwen3-4B, Table 1: AsymGRPO (0.9, 0.3) + clip-higher: eps_low 0.2, eps_high 0.28.
 # Check: DRY_RUN=1 bash examples/scripts/qwen3-4b/train_asymgrpo_clip_higher.sh   Run: bash examples/scripts/qwen3-4b/train_asymgrpo_clip_higher.sh [flags]
+# shellcheck source=model.sh
 source "$(dirname "${BASH_SOURCE[0]}")/model.sh"
 ALGO_ARGS=(
   --advantage_estimator asym_grpo --asym.beta_pos 0.9 --asym.beta_neg 0.3

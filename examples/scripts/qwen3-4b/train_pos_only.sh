@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Qwen3-4B, Table 1: Pos-only: AsymGRPO (0.5, 0).
 # Check: DRY_RUN=1 bash examples/scripts/qwen3-4b/train_pos_only.sh   Run: bash examples/scripts/qwen3-4b/train_pos_only.sh [flags]
+# shellcheck source=model.sh
 source "$(dirname "${BASH_SOURCE[0]}")/model.sh"
 ALGO_ARGS=(
   --advantage_estimator pos_only
