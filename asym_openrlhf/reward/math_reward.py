@@ -4,8 +4,9 @@ OpenRLHF 0.11.2 loads this file by path inside every vLLM engine actor and calls
 ``reward_func(queries, prompts, labels)`` once per sample, from a worker thread (``asyncio.to_thread``).
 Grading is the evaluation harness's (``asym_eval.grading.grade_response``: last ``\\boxed{}``, mathematical
 equivalence), so training reward and evaluation accuracy agree. It is safe off the main thread and has a
-hard time limit, so a hostile completion such as ``\\boxed{9^{9^{9^9}}}`` costs at most ``TIMEOUT_S`` (or ``$ASYM_REWARD_TIMEOUT_S``) and
-scores 0. This function never raises: upstream would log the error and drop the sample's reward.
+hard time limit, so a hostile completion such as ``\\boxed{9^{9^{9^9}}}`` costs at most ``TIMEOUT_S``
+seconds (or ``$ASYM_REWARD_TIMEOUT_S``) and scores 0. This function never raises: upstream would log the
+error and drop the sample's reward, and the step would fail.
 
 Returns ``rewards`` and ``scores``, both the binary correctness: AsymGRPO-family estimators read ``scores``
 (p must be the binary accuracy, SPEC §1); OpenRLHF's own estimators read ``rewards``.
