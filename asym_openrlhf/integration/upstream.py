@@ -3,6 +3,22 @@
 An upgrade of OpenRLHF is checked against this list (and ``docs/train_on_gpus.md``): 0.11.0 -> 0.11.2 already
 changed ``PolicyLoss``'s constructor and made its ``forward`` return a 5-tuple. Importing this module needs
 vLLM and flash-attn importable (a GPU install, or the test stand-ins in ``tests/openrlhf_stubs.py``).
+
+Members and behaviour relied on, beyond the names imported below:
+  * ``openrlhf.cli.train_ppo_ray``: builds its parser under ``__main__``, imports ``hierarchize`` from
+    ``openrlhf.utils.config`` inside that block, ``PolicyModelActor`` at module level, and ``PPOTrainer`` from
+    ``openrlhf.trainer.ppo_trainer`` inside ``train()``, whose first statement is ``ray.is_initialized()``;
+  * ``PPOTrainer``: ``experience_maker`` (built in ``BasePPOTrainer.__init__`` from ``actor_model_group``,
+    ``critic_model_group``, ``reward_model_group``, ``reference_model_group``, ``kl_ctl``, ``strategy``,
+    ``tokenizer``), ``_compute_rollout_stats(experiences)``, ``ppo_train(global_steps)``;
+  * ``RemoteExperienceMaker``: ``make_experience_batch``, ``compute_advantages_and_returns``, and the
+    helpers ``_dispatch_forward`` / ``_flatten_results`` (one extra actor forward);
+  * ``PolicyModelActor.init_model_from_pretrained`` leaves an ``ActorPPOTrainer`` in ``self.trainer`` with
+    ``actor_loss_fn`` and ``actor`` (whose training forward returns ``(log_probs, output)``, ``output.entropy``
+    when ``--actor.entropy_coef`` is set);
+  * ``Experience``: ``index``, ``scores``, ``action_mask``, ``action_log_probs``, ``advantages``, ``returns``,
+    ``info`` ((B,) tensors are logged as ``train/<key>``);
+  * the reward file API of ``--reward.remote_url`` (``openrlhf.utils.agent.SingleTurnAgentExecutor``).
 """
 
 from __future__ import annotations
