@@ -36,8 +36,10 @@ def _worker_loop(conn, timeout_s: float) -> None:
         resource.setrlimit(resource.RLIMIT_AS, (WORKER_MEMORY_LIMIT_BYTES, WORKER_MEMORY_LIMIT_BYTES))
     except (ImportError, ValueError, OSError):
         pass
-    # Import and warm the parser up before saying ready, so that does not eat into a pair's time limit.
-    grade_in_this_process("\\boxed{\\frac{1}{2}}", "0.5", timeout_s=timeout_s)
+    # Warm the parser up before saying ready, so that does not eat into a pair's time limit (a no-op cost in
+    # a worker forked from the warm fork server).
+    import asym_eval._warm_grader  # noqa: F401
+
     conn.send("ready")
     while True:
         try:
@@ -80,7 +82,7 @@ def _context():
     with spawn (about 0.9 s of CPU each)."""
     if "forkserver" in multiprocessing.get_all_start_methods():
         context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["asym_eval.grading", "math_verify"])
+        context.set_forkserver_preload(["asym_eval._warm_grader"])
         return context
     return multiprocessing.get_context("spawn")
 
