@@ -19,11 +19,12 @@ from asym_openrlhf.algorithms.losses import entropy_shaped_advantages  # noqa: E
 from asym_openrlhf.cli.train_ppo_ray import resolve_config  # noqa: E402
 from asym_openrlhf.integration.policy_loss import (  # noqa: E402
     AsymPolicyLoss,
+    AsymPolicyModelActor,
     build_policy_loss,
     install_policy_loss,
     needs_policy_loss,
 )
-from asym_openrlhf.integration.upstream import PolicyLoss  # noqa: E402
+from asym_openrlhf.integration.upstream import PolicyLoss, PolicyModelActor  # noqa: E402
 
 BASE_ARGV = [
     "--rollout.n_samples_per_prompt",
@@ -114,3 +115,21 @@ def test_install_hooks_the_training_forward_entropy_into_the_loss():
     assert loss_fn.token_entropy is None
     trainer.actor(None, return_output=True)
     assert torch.equal(loss_fn.token_entropy, torch.ones(1, 3))
+
+
+def test_dr_grpo_loss_stays_finite_for_a_huge_ratio():
+    _, old, advantages, mask = batch()
+    loss_fn = AsymPolicyLoss(aggregation="seq_sum_constant", max_response_len=10)
+    assert torch.isfinite(loss_fn(old + 1000.0, old, -advantages.abs(), action_mask=mask)[0])
+
+
+@pytest.mark.parametrize("estimator,installed", [("dr_grpo", True), ("asym_grpo", False)])
+def test_policy_actor_installs_our_loss_only_where_needed(monkeypatch, estimator, installed):
+    def upstream_init(self, strategy, pretrain, max_steps=None, vllm_engines=None):
+        self.trainer = SimpleNamespace(actor=torch.nn.Identity(), actor_loss_fn="upstream's PolicyLoss")
+
+    monkeypatch.setattr(PolicyModelActor, "init_model_from_pretrained", upstream_init)
+    actor = object.__new__(AsymPolicyModelActor)  # the plain class under the Ray actor
+    strategy = SimpleNamespace(args=resolve_config([*BASE_ARGV, "--advantage_estimator", estimator]))
+    actor.init_model_from_pretrained(strategy, "model")
+    assert isinstance(actor.trainer.actor_loss_fn, AsymPolicyLoss) == installed

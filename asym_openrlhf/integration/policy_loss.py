@@ -72,8 +72,10 @@ class AsymPolicyLoss(PolicyLoss):
                 batch_num_tokens=batch_num_tokens,
                 global_batch_size=global_batch_size,
             )
+        # As upstream, bound the log-ratio at ±20 so that exp() cannot overflow into an inf loss.
+        log_ratio = (log_probs - old_log_probs).clamp(-20.0, 20.0)
         token_loss, clipped = clipped_surrogate_loss(
-            log_probs, old_log_probs, advantages, self.clip_eps_low, self.clip_eps_high
+            old_log_probs + log_ratio, old_log_probs, advantages, self.clip_eps_low, self.clip_eps_high
         )
         loss = aggregate_loss(token_loss, action_mask, "seq_sum_constant", self.max_response_len)
         if global_batch_size is not None:
