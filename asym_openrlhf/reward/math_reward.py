@@ -25,7 +25,7 @@ import torch
 from asym_eval.grading import grade_response
 
 # Seconds per sample; MATH answers grade in milliseconds, only runaway expressions get near it. The
-# environment variable is read at each call (the engine actors inherit the job's environment).
+# environment variable is read at each call, in the vLLM engine actors: set it where `ray start` runs.
 TIMEOUT_ENV = "ASYM_REWARD_TIMEOUT_S"
 TIMEOUT_S = 5.0
 logger = logging.getLogger(__name__)
