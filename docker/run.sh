@@ -62,6 +62,8 @@ docker_args=(
   --env HF_TOKEN --env HF_HUB_OFFLINE --env WANDB_API_KEY
   --env NCCL_SOCKET_IFNAME --env GLOO_SOCKET_IFNAME --env NCCL_IB_HCA
   --env MODEL_PATH --env RAY_ADDRESS --env EPISODES --env DRY_RUN
+  # Read by the reward function inside Ray's vLLM actors: it must be set on the container running `ray start`.
+  --env ASYM_REWARD_TIMEOUT_S
   --workdir "$workdir"
   "${extra_args[@]}"
   "${ASYM_IMAGE:-asym-openrlhf:0.1.0}"
