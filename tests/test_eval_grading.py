@@ -157,3 +157,41 @@ def test_pool_grades_in_order_and_isolates_a_hung_or_killed_worker():
             results = pool.grade([slow] + requests, progress=False)
             assert results[0].correct is False and results[0].reason == reason
             assert [r.correct for r in results[1:]] == [e for _, _, e in GRADING_TABLE[:8]]
+
+
+def test_fast_verdicts_agree_with_math_verify_on_benchmark_answers():
+    """Every verdict the fast paths give (exact, number, constant) must be math-verify's verdict too: checked on
+    every 8th reference of the five benchmarks, each against itself, respelled, with one digit changed, and
+    against another problem's answer."""
+    import json
+    import random
+
+    from asym_eval.benchmarks import DATA_DIR
+    from asym_eval.grading import _fast_verdict, parse_reference
+    from math_verify import parse, verify
+
+    rng = random.Random(0)
+    golds = []
+    for name in ["math500", "aime24", "aime25", "amc23", "olympiadbench"]:
+        golds += [
+            json.loads(line)["answer"] for line in (DATA_DIR / f"{name}.jsonl").read_text().splitlines()
+        ]
+    golds = list(dict.fromkeys(golds))
+
+    def one_digit_changed(answer):
+        digits = [i for i, char in enumerate(answer) if char.isdigit()]
+        if not digits:
+            return answer
+        i = rng.choice(digits)
+        return answer[:i] + rng.choice([d for d in "0123456789" if d != answer[i]]) + answer[i + 1 :]
+
+    checked = []
+    for gold in golds[::8]:
+        candidates = [gold, f"x = {gold}", gold.replace("\\frac", "\\dfrac"), f"{gold}.0"]
+        candidates += [one_digit_changed(gold), rng.choice(golds)]
+        for pred in candidates:
+            fast = _fast_verdict(pred, gold, None)
+            if fast is not None:
+                checked.append((pred, gold, fast[0], bool(verify(parse_reference(gold), parse(f"${pred}$")))))
+    assert len(checked) > 300
+    assert [c for c in checked if c[2] != c[3]] == []

@@ -148,9 +148,11 @@ def _fast_verdict(extracted: str, answer: str, tolerance: float | None) -> tuple
         if pred_value is not None and gold_value is not None:
             return abs(pred_value - gold_value) <= Fraction(str(tolerance)), "number_within_tolerance"
     pred, gold = normalize(extracted), normalize(answer)
-    if "=" not in gold:  # "\boxed{x = 3}" for the reference "3": math-verify compares the right-hand side too
-        assignment = _ASSIGNMENT.fullmatch(pred)
-        pred = assignment.group(1) if assignment else pred
+    assignment = _ASSIGNMENT.fullmatch(pred)
+    if assignment and constant_value(gold) is not None:
+        # "\boxed{x = 3}" for the reference "3": math-verify compares the right-hand side too (done for a
+        # numeric reference only: with "\text{east}" or a set, math-verify does not accept the "x =")
+        pred = assignment.group(1)
     if pred == gold:
         return True, "exact"
     pred_value, gold_value = _as_fraction(pred), _as_fraction(gold)
