@@ -170,12 +170,17 @@ def test_select_and_plot(tiny_model, benchmark_file, tmp_path):
     out = tmp_path / "select"
     bench = f"add={benchmark_file},add2={benchmark_file}"
     argv = ["select", "--checkpoints", str(checkpoints), "--benchmarks", bench, "--select_on", "add"]
-    assert main(argv + ["--output_dir", str(out), "--limit", "2", "--workers", "1"] + RUN_FLAGS) == 0
+    flags = ["--output_dir", str(out), "--limit", "2", "--workers", "1"] + RUN_FLAGS + ["--n", "add2=3"]
+    assert main(argv + flags) == 0
     selection = json.loads((out / "selection.json").read_text())
     assert [row["step"] for row in selection["sweep"]] == [10, 20]
     best = max(selection["sweep"], key=lambda row: (row["avg_at_k"], -row["step"]))
     assert selection["winner"]["step"] == best["step"]
     assert set(selection["winner"]["benchmarks"]) == {"add", "add2"}
+    assert (
+        selection["winner"]["benchmarks"]["add2"]["k"] == 3
+        and selection["winner"]["benchmarks"]["add"]["k"] == 2
+    )
     assert f"step {best['step']}" in selection["reason"]
     assert main(["plot", "--sweep", str(out), "--output", str(tmp_path / "sweep.png")]) == 0
     runs = [f"a={out / 'global_step10'}", f"b={out / 'global_step20'}"]

@@ -119,12 +119,14 @@ def _run_config(
     if args.limit is not None and args.limit < 1:
         raise ValueError(f"--limit: must be >= 1, got {args.limit}")
     benchmarks = benchmarks or args.benchmarks
+    # --n is checked against all of --benchmarks, then cut to this run's (select runs one benchmark first).
+    all_n = parse_n(args.n, [name for name, _ in parse_benchmark_spec(args.benchmarks)])
     names = [name for name, _ in parse_benchmark_spec(benchmarks)]
     return RunConfig(
         model=model,
         benchmarks=benchmarks,
         output_dir=output_dir,
-        n=parse_n(args.n, names),
+        n={name: all_n.get(name, parse_n(None, [name])[name]) for name in names},
         temperature=args.temperature,
         top_p=args.top_p,
         max_tokens=args.max_tokens,
