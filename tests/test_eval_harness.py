@@ -215,3 +215,15 @@ def test_grade_command_through_its_console_script(tmp_path):
     assert [row["correct"] for row in graded] == [True, True, True, False, False]
     assert graded[3]["reason"] == "timeout" and graded[4]["reason"] == "no_answer"
     assert "graded 5 pairs: 3 correct" in result.stdout
+
+
+def test_every_flag_has_help():
+    import argparse
+
+    from asym_eval.cli import build_parser
+
+    subparsers = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    for name, parser in subparsers.choices.items():
+        for action in parser._actions:
+            if action.option_strings and action.dest != "help":
+                assert action.help, f"asym-eval {name} {action.option_strings[0]} has no help"
