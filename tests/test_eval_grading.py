@@ -80,6 +80,9 @@ def test_extraction_and_normalization():
     assert extract_answer("a \\boxed{\\frac{1}{2}} b \\boxed{x^{2}}") == "x^{2}"
     assert extract_answer("\\boxed{3} then an unclosed \\boxed{4") == "3"
     assert extract_answer("nothing here") is None
+    instruction = "put your final answer within \\boxed{}."
+    assert extract_answer(f"Q? {instruction} I do not know.") is None
+    assert extract_answer(f"Q? {instruction} So \\boxed{{5}}.") == "5"
     assert normalize("\\left( 1,\\, 2 \\right).") == "(1,2)"
     assert split_top_level("(1,2), (3,4),5") == ["(1,2)", "(3,4)", "5"]
 

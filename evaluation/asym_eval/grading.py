@@ -87,7 +87,7 @@ def _last_boxed(text: str) -> str | None:
         rest = text[after : after + 1]
         if rest == "{":
             content = _braced_content(text, after)
-            if content is not None:
+            if content is not None and content.strip():  # an empty box is the instruction's, not an answer
                 return content
         elif rest == " ":  # "\boxed 5": the argument is the next token
             token = text[after + 1 :].split(maxsplit=1)
