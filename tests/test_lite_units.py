@@ -7,6 +7,7 @@ import argparse
 import pytest
 
 from asym_openrlhf.lite.study import STAT_LABELS, check_claims
+from asym_openrlhf.lite.study import add_arguments as add_study_arguments
 from asym_openrlhf.lite.tasks import AdditionTask, last_boxed
 from asym_openrlhf.lite.tiny import TIERS, build_tokenizer
 from asym_openrlhf.lite.train import add_arguments, default_settings
@@ -49,9 +50,10 @@ def test_addition_split_is_fixed_and_disjoint():
     )
 
 
-def test_every_flag_has_help():
+@pytest.mark.parametrize("add", [add_arguments, add_study_arguments])
+def test_every_flag_has_help(add):
     parser = argparse.ArgumentParser()
-    add_arguments(parser)
+    add(parser)
     missing = [a.dest for a in parser._actions if a.dest != "help" and not a.help]
     assert missing == []
 
