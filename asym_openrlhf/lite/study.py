@@ -397,8 +397,15 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     budget = BUDGETS[args.budget]
-    steps, seeds = args.steps or budget["steps"], args.seeds or budget["seeds"]
-    eval_every = args.eval_every or budget["eval_every"]
+
+    def pick(value, key):
+        return budget[key] if value is None else value
+
+    steps, seeds, eval_every = (
+        pick(args.steps, "steps"),
+        pick(args.seeds, "seeds"),
+        pick(args.eval_every, "eval_every"),
+    )
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     unknown = [m for m in methods if m not in METHODS]
     if unknown or not methods:
