@@ -74,6 +74,8 @@ def test_fast_paths_skip_the_symbolic_parser():
     assert grade_response("\\boxed{x = 3}", "3").reason == "exact"
     assert grade_response("\\boxed{2\\sqrt{3}}", "\\frac{7}{2}").reason == "constant"
     assert grade_response("\\boxed{(1, 3)}", "(1,2)").reason == "constant"
+    assert grade_response("\\boxed{40^{\\circ}}", "90^\\circ").reason == "number"  # same unit on both sides
+    assert grade_response("\\boxed{90^{\\circ}}", "90^\\circ").reason == "exact"
 
 
 def test_extraction_and_normalization():
@@ -108,6 +110,7 @@ HOSTILE = {
     "factorial": "\\boxed{(10^8)!}",
     "long_output": "Let me think. " * 21500 + "\\boxed{5",  # 300k characters, box never closed
     "brace_bomb": "\\boxed{" + "{" * 5000 + "}" * 10,
+    "huge_number": "\\boxed{" + "9" * 10000 + "}",
     "control_characters": "\x00\x1b[31m\\boxed{\x07\x08}\x7f" * 1000,
 }
 

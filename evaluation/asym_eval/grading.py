@@ -124,12 +124,13 @@ def normalize(answer: str) -> str:
     '(3,\\\\frac{\\\\pi}{2})'
     """
     text = _SPACING_COMMANDS.sub("", answer)
-    text = text.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac")
+    text = text.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac").replace("^{\\circ}", "^\\circ")
     return text.rstrip(".")
 
 
 def _as_fraction(text: str) -> Fraction | None:
-    return Fraction(text) if _PLAIN_NUMBER.fullmatch(text) else None
+    # Length cap: Python refuses int strings over 4,300 digits (and they are no one's answer).
+    return Fraction(text) if len(text) <= 100 and _PLAIN_NUMBER.fullmatch(text) else None
 
 
 def _numeric_value(text: str) -> Fraction | None:
@@ -155,6 +156,10 @@ def _fast_verdict(extracted: str, answer: str, tolerance: float | None) -> tuple
         pred = assignment.group(1)
     if pred == gold:
         return True, "exact"
+    unit = _UNIT_SUFFIX.search(gold)
+    if unit and pred.endswith(unit.group(0)) and len(pred) > len(unit.group(0)):
+        # The same unit on both sides ("40^\\circ" vs "90^\\circ", "5.4\\text{cents}"): compare what precedes it.
+        pred, gold = pred[: -len(unit.group(0))], gold[: unit.start()]
     pred_value, gold_value = _as_fraction(pred), _as_fraction(gold)
     if pred_value is not None and gold_value is not None:
         if pred_value == gold_value:
@@ -198,6 +203,7 @@ def _bracketed_items(text: str) -> tuple[str, list[str]] | None:
 
 
 _ASSIGNMENT = re.compile(r"[a-zA-Z]=([^=]+)")
+_UNIT_SUFFIX = re.compile(r"(?:\^\{?\\circ\}?|\\(?:text|mbox)\{[^{}]*\}(?:\^\d)?)$")
 _CONSTANT_TOKENS = re.compile(r"\\frac|\\sqrt|\\pi|\\cdot|\\times|\d+(?:\.\d*)?|\.\d+|[-+*/^(){}\[\]]")
 
 
@@ -406,6 +412,20 @@ class _AlarmTimer:
         return False
 
 
+def grade_without_parser(response: str, answer: str, tolerance: float | None = None) -> GradeResult | str:
+    """The cheap steps (string work, linear in the response, no sympy): a ``GradeResult`` when they settle
+    the pair, else the extracted answer for math-verify. Safe in any thread; needs no time limit."""
+    extracted = extract_answer(clean_response(response))
+    if extracted is None:
+        return GradeResult(False, None, "no_answer")
+    fast = _fast_verdict(extracted, answer, tolerance)
+    if fast is not None:
+        return GradeResult(fast[0], extracted, fast[1])
+    if len(extracted) > MAX_ANSWER_CHARS:
+        return GradeResult(False, extracted[:MAX_ANSWER_CHARS], "answer_too_long")
+    return extracted
+
+
 def grade_in_this_process(
     response: str,
     answer: str,
@@ -415,14 +435,9 @@ def grade_in_this_process(
     tolerance: float | None = None,
 ) -> GradeResult:
     """``grade_response`` without the thread check: must run in the main thread (SIGALRM)."""
-    extracted = extract_answer(clean_response(response))
-    if extracted is None:
-        return GradeResult(False, None, "no_answer")
-    fast = _fast_verdict(extracted, answer, tolerance)
-    if fast is not None:
-        return GradeResult(fast[0], extracted, fast[1])
-    if len(extracted) > MAX_ANSWER_CHARS:
-        return GradeResult(False, extracted[:MAX_ANSWER_CHARS], "answer_too_long")
+    extracted = grade_without_parser(response, answer, tolerance)
+    if isinstance(extracted, GradeResult):
+        return extracted
     try:
         with _AlarmTimer(timeout_s):
             correct = _symbolic_verdict(extracted, answer, multiple_answers)
@@ -452,12 +467,9 @@ def grade_response(
             response, answer, timeout_s=timeout_s, multiple_answers=multiple_answers, tolerance=tolerance
         )
     # Off the main thread SIGALRM is unavailable: settle the cheap cases here, hand the rest to a child.
-    extracted = extract_answer(clean_response(response))
-    if extracted is None:
-        return GradeResult(False, None, "no_answer")
-    fast = _fast_verdict(extracted, answer, tolerance)
-    if fast is not None:
-        return GradeResult(fast[0], extracted, fast[1])
+    settled = grade_without_parser(response, answer, tolerance)
+    if isinstance(settled, GradeResult):
+        return settled
     from asym_eval.pool import shared_thread_pool
 
     request = GradeRequest(response, answer, multiple_answers, tolerance)

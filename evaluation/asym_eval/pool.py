@@ -19,7 +19,13 @@ import threading
 import time
 from multiprocessing.connection import wait
 
-from asym_eval.grading import DEFAULT_TIMEOUT_S, GradeRequest, GradeResult, grade_in_this_process
+from asym_eval.grading import (
+    DEFAULT_TIMEOUT_S,
+    GradeRequest,
+    GradeResult,
+    grade_in_this_process,
+    grade_without_parser,
+)
 
 # A worker also arms its own SIGALRM at timeout_s; the parent kills it only if that did not work (C code).
 KILL_GRACE_S = 1.0
@@ -121,13 +127,20 @@ class GradingPool:
         self, requests: list[GradeRequest], progress: bool = True, desc: str = "grading"
     ) -> list[GradeResult]:
         results: list[GradeResult | None] = [None] * len(requests)
-        queues = self._assign_by_answer(requests)
+        # The cheap steps run here, while the workers may still be starting; only the rest is sent to them.
+        for index, request in enumerate(requests):
+            settled = grade_without_parser(request.response, request.answer, request.tolerance)
+            if isinstance(settled, GradeResult):
+                results[index] = settled
+        queues = self._assign_by_answer(requests, [i for i, result in enumerate(results) if result is None])
         bar = None
         if progress:
             from tqdm import tqdm
 
             bar = tqdm(total=len(requests), desc=desc, unit="pair", dynamic_ncols=True)
-        remaining = len(requests)
+        remaining = sum(result is None for result in results)
+        if bar is not None:
+            bar.update(len(requests) - remaining)
         while remaining:
             now = time.monotonic()
             for slot, worker in enumerate(self.workers):
@@ -225,16 +238,16 @@ class GradingPool:
         if len(group) >= 2:
             queues[slot].append(collections.deque(group.pop() for _ in range(len(group) // 2)))
 
-    def _assign_by_answer(self, requests: list[GradeRequest]) -> list[collections.deque]:
+    def _assign_by_answer(self, requests: list[GradeRequest], indices: list[int]) -> list[collections.deque]:
         groups: dict[str, list[int]] = collections.defaultdict(list)
-        for index, request in enumerate(requests):
-            groups[request.answer].append(index)
+        for index in indices:
+            groups[requests[index].answer].append(index)
         queues = [collections.deque() for _ in self.workers]
         loads = [0] * len(self.workers)
-        for indices in sorted(groups.values(), key=len, reverse=True):
+        for group in sorted(groups.values(), key=len, reverse=True):
             slot = loads.index(min(loads))
-            queues[slot].append(collections.deque(indices))
-            loads[slot] += len(indices)
+            queues[slot].append(collections.deque(group))
+            loads[slot] += len(group)
         return queues
 
 
