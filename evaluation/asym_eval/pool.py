@@ -32,6 +32,7 @@ KILL_GRACE_S = 1.0
 # Pairs sent ahead to a worker, so it never waits on the parent between two quick pairs.
 PIPELINE_DEPTH = 2
 WORKER_MEMORY_LIMIT_BYTES = 6 * 1024**3
+MAX_FAILED_STARTS = 5
 
 
 def _worker_loop(conn, timeout_s: float) -> None:
@@ -100,6 +101,7 @@ class GradingPool:
         self.num_workers = max(1, num_workers or os.cpu_count() or 1)
         self.timeout_s = timeout_s
         self.context = _context()
+        self.failed_starts = 0
         self.workers = [_Worker(self.context, timeout_s) for _ in range(self.num_workers)]
 
     def __enter__(self):
@@ -158,9 +160,13 @@ class GradingPool:
                 try:
                     message = conn.recv()
                 except (EOFError, OSError):
-                    remaining -= self._fail_head(slot, queues, results, requests, "worker_crashed")
+                    lost = self._fail_head(slot, queues, results, requests, "worker_crashed")
+                    remaining -= lost
+                    if bar is not None:
+                        bar.update(lost)
                     continue
                 if message == "ready":
+                    self.failed_starts = 0
                     worker.ready = True
                     worker.head_started = time.monotonic()
                     continue
@@ -188,7 +194,12 @@ class GradingPool:
     def _fail_head(self, slot, queues, results, requests, reason: str) -> int:
         """The worker in ``slot`` died or overran: its oldest pair is scored wrong, the rest go back."""
         worker = self.workers[slot]
-        if not worker.in_flight:  # died while starting: nothing was lost
+        if not worker.in_flight:  # died while starting: nothing was lost, but do not retry for ever
+            self.failed_starts += 1
+            if self.failed_starts > MAX_FAILED_STARTS:
+                raise RuntimeError(
+                    f"grading workers die while starting (exit code {worker.process.exitcode})"
+                )
             self._replace(slot)
             return 0
         index = worker.in_flight.popleft()
