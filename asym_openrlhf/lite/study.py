@@ -45,7 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--budget",
         choices=list(BUDGETS),
         default="quick",
-        help=f"quick (default: {_QUICK['steps']} steps, {_QUICK['seeds']} seeds, a few minutes on 2 cores) or "
+        help=f"quick (default: {_QUICK['steps']} steps, {_QUICK['seeds']} seeds, about 10 min on 2 cores) or "
         f"full ({_FULL['steps']} steps, {_FULL['seeds']} seeds)",
     )
     parser.add_argument(
