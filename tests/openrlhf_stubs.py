@@ -80,6 +80,21 @@ def _flash_attn_modules() -> dict[str, types.ModuleType]:
     }
 
 
+# The smallest command line the launcher accepts without reading any file: each test adds what it checks.
+LAUNCH_ARGV = [
+    "--rollout.n_samples_per_prompt",
+    "8",
+    "--algo.kl.init_coef",
+    "0",
+    "--reward.remote_url",
+    "reward.py",
+    "--actor.model_name_or_path",
+    "model",
+    "--data.prompt_dataset",
+    "data.jsonl",
+]
+
+
 def install() -> list[str]:
     """Install the stand-ins that are needed; return the names of the modules that were stubbed."""
     stubs: dict[str, types.ModuleType] = {}

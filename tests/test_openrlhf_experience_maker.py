@@ -31,7 +31,7 @@ from asym_openrlhf.integration.experience_maker import AsymExperienceMaker  # no
 from asym_openrlhf.integration.trainer import rollout_metrics  # noqa: E402
 from asym_openrlhf.integration.upstream import Experience, RemoteExperienceMaker  # noqa: E402
 
-G = 8
+G = 8  # = --rollout.n_samples_per_prompt in openrlhf_stubs.LAUNCH_ARGV
 # One group per interesting accuracy: none, 1/8, 3/8, 4/8, 7/8 and all solved.
 CORRECT = torch.tensor(
     [
@@ -43,20 +43,7 @@ CORRECT = torch.tensor(
         [1, 1, 1, 1, 1, 1, 1, 1],
     ]
 )
-BASE_ARGV = [
-    "--rollout.n_samples_per_prompt",
-    str(G),
-    "--algo.kl.init_coef",
-    "0",
-    "--reward.remote_url",
-    "reward.py",
-    "--actor.model_name_or_path",
-    "model",
-    "--data.prompt_dataset",
-    "data.jsonl",
-    "--rollout.max_new_tokens",
-    "16",
-]
+BASE_ARGV = [*openrlhf_stubs.LAUNCH_ARGV, "--rollout.max_new_tokens", "16"]
 
 
 def make_args(*extra: str):

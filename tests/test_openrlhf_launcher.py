@@ -21,18 +21,7 @@ from asym_openrlhf.cli import train_ppo_ray as launcher  # noqa: E402
 from asym_openrlhf.integration import upstream  # noqa: E402
 from asym_openrlhf.integration.trainer import AsymPolicyModelRayActor, AsymPPOTrainerRayActor  # noqa: E402
 
-GOOD = [
-    "--rollout.n_samples_per_prompt",
-    "8",
-    "--algo.kl.init_coef",
-    "0",
-    "--reward.remote_url",
-    "reward.py",
-    "--actor.model_name_or_path",
-    "model",
-    "--data.prompt_dataset",
-    "data.jsonl",
-]
+GOOD = openrlhf_stubs.LAUNCH_ARGV
 
 
 def with_flag(argv: list[str], flag: str, *values: str) -> list[str]:

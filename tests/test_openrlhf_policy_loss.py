@@ -26,20 +26,7 @@ from asym_openrlhf.integration.policy_loss import (  # noqa: E402
 )
 from asym_openrlhf.integration.upstream import PolicyLoss, PolicyModelActor  # noqa: E402
 
-BASE_ARGV = [
-    "--rollout.n_samples_per_prompt",
-    "8",
-    "--algo.kl.init_coef",
-    "0",
-    "--reward.remote_url",
-    "reward.py",
-    "--actor.model_name_or_path",
-    "model",
-    "--data.prompt_dataset",
-    "data.jsonl",
-    "--rollout.max_new_tokens",
-    "10",
-]
+BASE_ARGV = [*openrlhf_stubs.LAUNCH_ARGV, "--rollout.max_new_tokens", "10"]
 
 
 def batch(seed=0):
