@@ -25,7 +25,9 @@ def test_every_estimator_is_documented():
 
 
 def test_ci_runs_the_readme_test_command():
-    commands = re.findall(r"```bash\n(.+?)\n```", README.split("## Quick start")[1].split("\n## ")[0], re.DOTALL)
+    commands = re.findall(
+        r"```bash\n(.+?)\n```", README.split("## Quick start")[1].split("\n## ")[0], re.DOTALL
+    )
     assert len(commands) == 2, commands
     main_job, test_command = commands
     assert main_job.startswith("bash scripts/setup_env.sh && ")
