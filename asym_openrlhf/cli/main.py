@@ -26,7 +26,7 @@ SUBCOMMANDS = {
 
 
 def build_parser(argv: list[str]) -> tuple[argparse.ArgumentParser, object | None]:
-    parser = argparse.ArgumentParser(prog="asym-rl", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="asym-rl", description=__doc__.splitlines()[0].replace("``", ""))
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     chosen = None
     for name, (module_name, help_text) in SUBCOMMANDS.items():

@@ -217,7 +217,7 @@ def cmd_plot(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="asym-eval", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="asym-eval", description=__doc__.splitlines()[0].replace("``", ""))
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     run = sub.add_parser("run", help="generate, grade and score one model (resumable)")
