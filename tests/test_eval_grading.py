@@ -120,7 +120,8 @@ def test_hostile_responses_are_wrong_within_the_limit(name):
     start = time.monotonic()
     result = grade_response(HOSTILE[name], "5", timeout_s=1.0)
     assert result.correct is False
-    assert time.monotonic() - start < 1.5
+    # the 1 s limit plus slack for a loaded CI machine; a missing limit would take minutes or hang
+    assert time.monotonic() - start < 2.5
 
 
 def test_off_the_main_thread_uses_a_child_process():
