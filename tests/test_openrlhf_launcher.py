@@ -151,3 +151,21 @@ def test_a_real_launch_hands_our_actor_classes_to_upstream_train(monkeypatch):
     # and nothing stays patched afterwards
     assert upstream.ppo_trainer_module.PPOTrainer is not AsymPPOTrainerRayActor
     assert upstream.config_module.hierarchize.__name__ == "hierarchize"
+
+
+def test_cpu_only_environment_gets_one_line_not_a_traceback():
+    # A fresh process without the test stand-ins, as a user on a CPU-only machine runs a dry run.
+    import subprocess
+
+    probe = subprocess.run([sys.executable, "-c", "import flash_attn, vllm"], capture_output=True)
+    if probe.returncode == 0:
+        pytest.skip("the real GPU modules are installed here: OpenRLHF imports")
+    result = subprocess.run(
+        [sys.executable, "-m", "asym_openrlhf.cli.train_ppo_ray", *GOOD, "--dry_run"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 2
+    errors = [line for line in result.stderr.splitlines() if "error:" in line]
+    assert len(errors) == 1 and "cannot be imported here" in errors[0] and "Traceback" not in result.stderr

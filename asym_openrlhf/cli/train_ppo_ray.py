@@ -32,6 +32,8 @@ from asym_openrlhf.algorithms.advantages import ESTIMATORS, get_estimator
 from asym_openrlhf.cli.flags import add_estimator_flags, estimator_from_args
 
 PROG = "python -m asym_openrlhf.cli.train_ppo_ray"
+# Modules OpenRLHF imports at module level that only a GPU install has.
+GPU_ONLY_MODULES = ("flash_attn", "flash_attn_2_cuda", "vllm")
 # Upstream's parser must accept the estimator it is given; ours is put back right after it parses.
 PLACEHOLDER_ESTIMATOR = "group_norm"
 DEFAULT_ESTIMATOR = "gae"  # upstream's default
@@ -287,6 +289,18 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, AssertionError) as err:
         # Bad input (ours, or one of upstream's checks): one line that names the flag, no traceback.
         print(f"{PROG}: error: {err}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as err:
+        if err.name is None or err.name.split(".")[0] not in GPU_ONLY_MODULES:
+            raise
+        # OpenRLHF imports vLLM and flash-attn at module level, even for parsing: a CPU-only environment
+        # (no `gpu` extra) cannot run the launcher, not even --dry_run. Say so instead of a traceback.
+        print(
+            f"{PROG}: error: OpenRLHF cannot be imported here: module {err.name!r} is "
+            "missing. Use the GPU environment (pip install -e '.[gpu]', README 'Train on GPUs'), or the "
+            "container (docker/run.sh).",
+            file=sys.stderr,
+        )
         return 2
     if ours.dry_run:
         print(json.dumps(to_jsonable(args), indent=1))
