@@ -46,18 +46,23 @@ def read_samples(folder: Path) -> list[dict]:
     return [json.loads(line) for line in (folder / "samples.jsonl").read_text().splitlines()]
 
 
-@pytest.fixture(scope="module")
-def full_run(tiny_model, benchmark_file, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("full")
-    argv = [
+def run_argv(model: Path, benchmark_file: Path, output_dir: Path) -> list[str]:
+    """``asym-eval run`` on the tiny model and the test benchmark, before the sampling flags."""
+    return [
         "run",
         "--model",
-        str(tiny_model),
+        str(model),
         "--benchmarks",
         f"add={benchmark_file}",
         "--output_dir",
-        str(out),
+        str(output_dir),
     ]
+
+
+@pytest.fixture(scope="module")
+def full_run(tiny_model, benchmark_file, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("full")
+    argv = run_argv(tiny_model, benchmark_file, out)
     assert main(argv + RUN_FLAGS + ["--workers", "1"]) == 0
     return out
 
@@ -133,15 +138,7 @@ def test_resume_after_a_kill_keeps_finished_samples(
 
 
 def test_mismatched_configuration_is_refused(full_run, tiny_model, benchmark_file, capsys):
-    argv = [
-        "run",
-        "--model",
-        str(tiny_model),
-        "--benchmarks",
-        f"add={benchmark_file}",
-        "--output_dir",
-        str(full_run),
-    ]
+    argv = run_argv(tiny_model, benchmark_file, full_run)
     flags = [flag if flag != "0.8" else "0.5" for flag in RUN_FLAGS]
     assert main(argv + flags) == 2
     assert "made with temperature=0.8, now 0.5" in capsys.readouterr().err
