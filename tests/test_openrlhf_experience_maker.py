@@ -14,9 +14,9 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-import openrlhf_stubs  # noqa: E402
+import upstream_support  # noqa: E402
 
-openrlhf_stubs.install()
+upstream_support.install()
 
 from openrlhf.trainer.ppo_utils.kl_controller import FixedKLController  # noqa: E402
 
@@ -31,7 +31,7 @@ from asym_openrlhf.integration.experience_maker import AsymExperienceMaker  # no
 from asym_openrlhf.integration.trainer import rollout_metrics  # noqa: E402
 from asym_openrlhf.integration.upstream import Experience, RemoteExperienceMaker  # noqa: E402
 
-G = 8  # = --rollout.n_samples_per_prompt in openrlhf_stubs.LAUNCH_ARGV
+G = 8  # = --rollout.n_samples_per_prompt in upstream_support.LAUNCH_ARGV
 # One group per interesting accuracy: none, 1/8, 3/8, 4/8, 7/8 and all solved.
 CORRECT = torch.tensor(
     [
@@ -43,7 +43,7 @@ CORRECT = torch.tensor(
         [1, 1, 1, 1, 1, 1, 1, 1],
     ]
 )
-BASE_ARGV = [*openrlhf_stubs.LAUNCH_ARGV, "--rollout.max_new_tokens", "16"]
+BASE_ARGV = [*upstream_support.LAUNCH_ARGV, "--rollout.max_new_tokens", "16"]
 
 
 def make_args(*extra: str):

@@ -11,9 +11,9 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-import openrlhf_stubs  # noqa: E402
+import upstream_support  # noqa: E402
 
-openrlhf_stubs.install()
+upstream_support.install()
 
 from asym_openrlhf.algorithms.losses import entropy_shaped_advantages  # noqa: E402
 from asym_openrlhf.cli.train_ppo_ray import resolve_config  # noqa: E402
@@ -26,7 +26,7 @@ from asym_openrlhf.integration.policy_loss import (  # noqa: E402
 )
 from asym_openrlhf.integration.upstream import PolicyLoss, PolicyModelActor  # noqa: E402
 
-BASE_ARGV = [*openrlhf_stubs.LAUNCH_ARGV, "--rollout.max_new_tokens", "10"]
+BASE_ARGV = [*upstream_support.LAUNCH_ARGV, "--rollout.max_new_tokens", "10"]
 
 
 def batch(seed=0):

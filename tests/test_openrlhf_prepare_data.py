@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-import openrlhf_stubs  # noqa: E402
+import upstream_support  # noqa: E402
 
 from asym_openrlhf.data import INSTRUCTION, read_problems  # noqa: E402
 
@@ -21,7 +21,7 @@ ASYM_RL = Path(sys.executable).parent / "asym-rl"
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
     folder = tmp_path_factory.mktemp("prepared")
-    tokenizer = openrlhf_stubs.tiny_chat_tokenizer(folder / "tokenizer")
+    tokenizer = upstream_support.tiny_chat_tokenizer(folder / "tokenizer")
     command = [str(ASYM_RL), "prepare-data", "--tokenizer", tokenizer, "--output_dir", str(folder / "out")]
     result = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]

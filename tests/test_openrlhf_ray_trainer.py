@@ -13,9 +13,9 @@ import ray
 
 TESTS = Path(__file__).parent
 sys.path.insert(0, str(TESTS))
-import openrlhf_stubs  # noqa: E402
+import upstream_support  # noqa: E402
 
-openrlhf_stubs.install()
+upstream_support.install()
 
 from openrlhf.utils import get_strategy  # noqa: E402
 
@@ -33,7 +33,7 @@ def ray_cluster():
         log_to_driver=False,
         runtime_env={
             # Workers are fresh processes: they get the CPU stand-ins the same way this process did.
-            "worker_process_setup_hook": "openrlhf_stubs.install",
+            "worker_process_setup_hook": "asym_openrlhf.integration.kernel_placeholder.install",
             "env_vars": {"PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])},
         },
     )
@@ -42,7 +42,7 @@ def ray_cluster():
 
 
 def test_trainer_actor_builds_with_our_experience_maker(ray_cluster, tmp_path):
-    model = openrlhf_stubs.tiny_chat_tokenizer(tmp_path / "model")  # PPOTrainer loads only the tokenizer
+    model = upstream_support.tiny_chat_tokenizer(tmp_path / "model")  # PPOTrainer loads only the tokenizer
     prompts = tmp_path / "prompts.jsonl"
     rows = [{"prompt": f"<|user|>{a}+{a}?", "label": str(2 * a)} for a in range(6)]
     prompts.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")

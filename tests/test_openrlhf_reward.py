@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-import openrlhf_stubs  # noqa: E402
+import upstream_support  # noqa: E402
 
-openrlhf_stubs.install()
+upstream_support.install()
 
 from openrlhf.utils.agent import SingleTurnAgentExecutor  # noqa: E402
 

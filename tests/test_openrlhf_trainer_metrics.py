@@ -11,9 +11,9 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-import openrlhf_stubs  # noqa: E402
+import upstream_support  # noqa: E402
 
-openrlhf_stubs.install()
+upstream_support.install()
 
 from asym_openrlhf.algorithms.metrics import METRICS  # noqa: E402
 from asym_openrlhf.integration import trainer as trainer_module  # noqa: E402

@@ -282,10 +282,19 @@ def main(argv: list[str] | None = None) -> int:
         print("\nOpenRLHF's flags:\n")
     # A dry run's stdout is the JSON alone: what upstream and its imports print goes to stderr.
     quiet = contextlib.redirect_stdout(sys.stderr) if "--dry_run" in argv else contextlib.nullcontext()
+    from asym_openrlhf.integration import kernel_placeholder
+
+    # Parsing imports OpenRLHF, which imports flash-attn, which needs its compiled CUDA kernels. Where they
+    # are missing (a CPU), a placeholder that raises if a kernel is ever called lets the real parser run. Then
+    # only a dry run goes on; a real launch is validated the same way (bad flags are still named first) and
+    # refused before Ray starts, so the placeholder never reaches a training run.
+    no_kernels = not kernel_placeholder.kernels_available()
+    if no_kernels:
+        kernel_placeholder.install(quiet="--dry_run" not in argv)
     try:
         with quiet:
             ours, upstream_argv = split_argv(argv)
-            args = run_upstream(ours, upstream_argv, dry_run=ours.dry_run)
+            args = run_upstream(ours, upstream_argv, dry_run=ours.dry_run or no_kernels)
     except (ValueError, AssertionError) as err:
         # Bad input (ours, or one of upstream's checks): one line that names the flag, no traceback.
         print(f"{PROG}: error: {err}", file=sys.stderr)
@@ -293,17 +302,25 @@ def main(argv: list[str] | None = None) -> int:
     except ModuleNotFoundError as err:
         if err.name is None or err.name.split(".")[0] not in GPU_ONLY_MODULES:
             raise
-        # OpenRLHF imports vLLM and flash-attn at module level, even for parsing: a CPU-only environment
-        # (no `gpu` extra) cannot run the launcher, not even --dry_run. Say so instead of a traceback.
+        # OpenRLHF imports vLLM and flash-attn at module level: without the GPU stack a real launch cannot
+        # start (a --dry_run can: see above). Say so in one line instead of a traceback.
         print(
-            f"{PROG}: error: OpenRLHF cannot be imported here: module {err.name!r} is "
-            "missing. Use the GPU environment (pip install -e '.[gpu]', README 'Train on GPUs'), or the "
-            "container (docker/run.sh).",
+            f"{PROG}: error: OpenRLHF cannot start here: module {err.name!r} is missing (a GPU install has "
+            "it: pip install -e '.[gpu]', README 'Train on GPUs', or the container docker/run.sh). "
+            "DRY_RUN=1 / --dry_run checks a configuration without it.",
             file=sys.stderr,
         )
         return 2
     if ours.dry_run:
         print(json.dumps(to_jsonable(args), indent=1))
+    elif no_kernels:
+        print(
+            f"{PROG}: error: flash-attn's CUDA kernels ({kernel_placeholder.MODULE}) are missing: a real launch "
+            "needs the GPU install (pip install -e '.[gpu]', README 'Train on GPUs', or docker/run.sh). The "
+            "configuration is valid: DRY_RUN=1 / --dry_run prints it.",
+            file=sys.stderr,
+        )
+        return 2
     return 0
 
 

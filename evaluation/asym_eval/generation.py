@@ -141,12 +141,12 @@ def vllm_available() -> bool:
 
     try:
         return importlib.util.find_spec("vllm") is not None
-    except ValueError:  # a stand-in module without a spec (tests of the OpenRLHF side install one)
+    except ValueError:  # a module in sys.modules without a spec
         return "vllm" in sys.modules
 
 
 def make_backend(name: str, model_dir: str, options: BackendOptions):
     if name == "vllm" and not vllm_available():
-        raise ValueError("--backend vllm: vLLM is not installed here (use --backend hf, or .venv-vllm/)")
+        raise ValueError("--backend vllm: vLLM is not installed here (use --backend hf, or run scripts/setup_env.sh)")
     backend = {"hf": HFBackend, "vllm": VLLMBackend}[name]
     return backend(model_dir, options)

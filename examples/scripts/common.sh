@@ -12,7 +12,10 @@
 #   EPISODES      passes over MATH train (the paper does not say) default: 5
 #   WANDB_API_KEY set it to log to wandb as well as tensorboard
 #   DRY_RUN=1     no Ray, no GPU: parse and validate every flag with OpenRLHF's real parser, print the
-#                 resolved configuration as JSON (ASYM_LAUNCHER picks the command; tests point it at stubs)
+#                 resolved configuration as JSON. Works on a CPU machine after scripts/setup_env.sh.
+#   PYTHON        the Python of the dry run                       default: <repo>/.venv/bin/python if it
+#                 exists and no virtual environment is active, else python3
+#   ASYM_LAUNCHER the dry run's command (tests set it to print the command line instead)
 # Extra arguments to a row script are appended last, so they override anything here.
 set -euo pipefail
 
@@ -20,7 +23,11 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 RAY_ADDRESS=${RAY_ADDRESS:-http://127.0.0.1:8265}
 REWARD_FILE=${REWARD_FILE:-$ROOT/asym_openrlhf/reward/math_reward.py}
 EPISODES=${EPISODES:-5}
-ASYM_LAUNCHER=${ASYM_LAUNCHER:-python3 -m asym_openrlhf.cli.train_ppo_ray}
+if [[ -z ${PYTHON:-} ]]; then
+  PYTHON=python3
+  [[ -z ${VIRTUAL_ENV:-} && -x $ROOT/.venv/bin/python ]] && PYTHON=$ROOT/.venv/bin/python
+fi
+ASYM_LAUNCHER=${ASYM_LAUNCHER:-$PYTHON -m asym_openrlhf.cli.train_ppo_ray}
 
 common_args() {
   local run_dir=$SAVE_DIR/$1
