@@ -2,12 +2,15 @@
 resume after a simulated kill, and refusal of a mismatched configuration."""
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from asym_eval import harness
+from asym_eval import select as select_module
 from asym_eval.cli import main
 from asym_eval.generation import BackendOptions, HFBackend
 from asym_eval.tiny_model import build_tiny_model
@@ -160,17 +163,32 @@ def test_bad_flags_give_one_line_errors(tiny_model, tmp_path, capsys):
     assert "--model" in capsys.readouterr().err
 
 
+def write_final(folder: Path, step: int, seed: int | None = None) -> Path:
+    """A run's final policy as training leaves it: the trainer's step marker, then the model saved after it."""
+    folder.mkdir(parents=True)
+    (folder / select_module.FINAL_MARKER).write_text(json.dumps({"global_step": step}))
+    if seed is None:
+        (folder / "config.json").write_text("{}")
+    else:
+        build_tiny_model(folder, seed=seed)
+    return folder
+
+
 def test_select_and_plot(tiny_model, benchmark_file, tmp_path):
     checkpoints = tmp_path / "ckpts"
     for step, seed in [(20, 1), (10, 2)]:
         build_tiny_model(checkpoints / f"global_step{step}", seed=seed)
+    shutil.copytree(checkpoints / "global_step20", checkpoints / "best_global_step20")  # saved at one step
+    final = write_final(tmp_path / "final", 30, seed=3)
     out = tmp_path / "select"
     bench = f"add={benchmark_file},add2={benchmark_file}"
     argv = ["select", "--checkpoints", str(checkpoints), "--benchmarks", bench, "--select_on", "add"]
     flags = ["--output_dir", str(out), "--limit", "2", "--workers", "1"] + RUN_FLAGS + ["--n", "add2=3"]
-    assert main(argv + flags) == 0
+    assert main(argv + flags + ["--final", str(final)]) == 0
     selection = json.loads((out / "selection.json").read_text())
-    assert [row["step"] for row in selection["sweep"]] == [10, 20]
+    assert [row["step"] for row in selection["sweep"]] == [10, 20, 30]
+    assert selection["sweep"][1]["same_weights"] == [str(checkpoints / "best_global_step20")]
+    assert {p.name for p in out.iterdir() if p.is_dir()} == {"global_step10", "global_step20", "final_step30"}
     best = max(selection["sweep"], key=lambda row: (row["avg_at_k"], -row["step"]))
     assert selection["winner"]["step"] == best["step"]
     assert set(selection["winner"]["benchmarks"]) == {"add", "add2"}
@@ -183,6 +201,128 @@ def test_select_and_plot(tiny_model, benchmark_file, tmp_path):
     runs = [f"a={out / 'global_step10'}", f"b={out / 'global_step20'}"]
     assert main(["plot", "--runs", *runs, "--output", str(tmp_path / "bars.png")]) == 0
     assert (tmp_path / "sweep.png").stat().st_size > 1000 and (tmp_path / "bars.png").stat().st_size > 1000
+
+
+class FakeEvaluation:
+    """Stands in for ``run_evaluation`` in ``select``: a fixed add score per model folder, every call counted."""
+
+    def __init__(self, scores: dict[str, float]):
+        self.scores, self.calls = scores, []
+
+    def __call__(self, config):
+        name, out = Path(config.model).name, Path(config.output_dir)
+        self.calls.append((name, out.name, config.benchmarks.count("=")))
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "table.md").write_text(f"| {name} |\n")
+        names = [item.split("=")[0] for item in config.benchmarks.split(",")]
+        return {"benchmarks": {n: {"avg_at_k": self.scores[name]} for n in names}, "mean_avg_at_k": 0.0}
+
+
+CHECKPOINT_FOLDERS = ["global_step20_hf", "best_global_step20_hf", "global_step40_hf", "_actor"]
+FINAL_CASES = [
+    # (final's step, scores by folder, winner, sweep's steps, folders scored on the selection benchmark)
+    (
+        50,
+        {"global_step20_hf": 60, "global_step40_hf": 70, "final": 80},
+        50,
+        [20, 40, 50],
+        ["global_step20_hf", "global_step40_hf", "final_step50"],
+    ),
+    (
+        50,
+        {"global_step20_hf": 60, "global_step40_hf": 70, "final": 65},
+        40,
+        [20, 40, 50],
+        ["global_step20_hf", "global_step40_hf", "final_step50"],
+    ),
+    (
+        50,
+        {"global_step20_hf": 60, "global_step40_hf": 70, "final": 70},
+        40,
+        [20, 40, 50],
+        ["global_step20_hf", "global_step40_hf", "final_step50"],
+    ),  # tie: earlier
+    (
+        40,
+        {"global_step20_hf": 60, "global_step40_hf": 70, "final": 99},
+        40,
+        [20, 40],
+        ["global_step20_hf", "global_step40_hf"],
+    ),  # same step: scored once
+    (
+        None,
+        {"global_step20_hf": 60, "global_step40_hf": 50},
+        20,
+        [20, 40],
+        ["global_step20_hf", "global_step40_hf"],
+    ),
+]
+
+
+@pytest.mark.parametrize("final_step, scores, winner, steps, scored", FINAL_CASES)
+def test_select_scores_each_step_once_and_takes_the_final_policy(
+    tmp_path, monkeypatch, benchmark_file, final_step, scores, winner, steps, scored
+):
+    checkpoints = tmp_path / "run" / "ckpt"
+    for name in CHECKPOINT_FOLDERS:
+        (checkpoints / name).mkdir(parents=True)
+        (checkpoints / name / "config.json").write_text("{}")
+    evaluation = FakeEvaluation(scores)
+    monkeypatch.setattr(select_module, "run_evaluation", evaluation)
+    out = tmp_path / "select"
+    argv = ["select", "--checkpoints", str(checkpoints), "--output_dir", str(out), "--backend", "hf"]
+    argv += ["--benchmarks", f"add={benchmark_file},add2={benchmark_file}", "--select_on", "add"]
+    if final_step is not None:
+        argv += ["--final", str(write_final(tmp_path / "run" / "final", final_step))]
+    assert main(argv) == 0
+    selection = json.loads((out / "selection.json").read_text())
+    assert [row["step"] for row in selection["sweep"]] == steps
+    assert [run for _, run, n in evaluation.calls if n == 1] == scored  # the sweep, one benchmark each
+    assert len(evaluation.calls) == len(scored) + 1  # plus the winner on both benchmarks
+    assert selection["winner"]["step"] == winner and evaluation.calls[-1][2] == 2
+    step20 = selection["sweep"][0]
+    assert Path(step20["checkpoint"]).name == "global_step20_hf"
+    assert [Path(p).name for p in step20["same_weights"]] == ["best_global_step20_hf"]
+    table = (out / "selection.md").read_text()
+    assert "| 20 | global_step20_hf (also best_global_step20_hf) |" in table
+    if final_step == 40:
+        assert "| 40 | global_step40_hf (also final (--final)) |" in table
+
+
+def test_select_final_errors_and_hint(tmp_path, monkeypatch, capsys, benchmark_file):
+    checkpoints = tmp_path / "run" / "ckpt"
+    (checkpoints / "global_step20_hf").mkdir(parents=True)
+    (checkpoints / "global_step20_hf" / "config.json").write_text("{}")
+    monkeypatch.setattr(
+        select_module, "run_evaluation", FakeEvaluation({"global_step20_hf": 1.0, "final": 2.0})
+    )
+    argv = [
+        "select",
+        "--checkpoints",
+        str(checkpoints),
+        "--output_dir",
+        str(tmp_path / "o"),
+        "--backend",
+        "hf",
+    ]
+    argv += ["--benchmarks", f"add={benchmark_file}", "--select_on", "add"]
+    final = tmp_path / "run" / "final"
+    assert main(argv + ["--final", str(final)]) == 2
+    assert "--final: " in capsys.readouterr().err
+    final.mkdir()
+    (final / "config.json").write_text("{}")
+    assert main(argv + ["--final", str(final)]) == 2
+    assert f"--final: {final} has no {select_module.FINAL_MARKER}" in capsys.readouterr().err
+    for bad in ['{"global_step": "40"}', '{"step": 40}', "[40]", "{", '{"global_step": -1}']:
+        (final / select_module.FINAL_MARKER).write_text(bad)
+        assert main(argv + ["--final", str(final)]) == 2
+        assert 'must hold {"global_step": N}' in capsys.readouterr().err, bad
+    (final / select_module.FINAL_MARKER).write_text('{"global_step": 40}')
+    os.utime(final / "config.json", (1, 1))  # the model older than the marker: the final save did not finish
+    assert main(argv) == 0  # without --final: a note that the final policy is there
+    assert f"add --final {final}" in capsys.readouterr().out
+    assert main(argv + ["--final", str(final)]) == 0
+    assert "config.json is older than" in capsys.readouterr().err
 
 
 def test_grade_command_through_its_console_script(tmp_path):

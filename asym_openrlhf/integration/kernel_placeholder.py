@@ -8,7 +8,9 @@ its argument parser. This placeholder is the narrowest stand-in that lets the Py
   * it is installed only where the real module cannot be found (``install()`` checks first);
   * it holds no kernels: any kernel looked up on it (``fwd``, ``varlen_fwd``, ...) raises a RuntimeError
     naming the kernel when called, so nothing can silently compute a fake attention;
-  * ``install()`` says on stderr that it was installed.
+  * ``install()`` says on stderr that it was installed;
+  * with it, flash-attn's Triton cross-entropy (also a GPU kernel) is made unimportable, so that OpenRLHF's
+    log-probs take upstream's own pure-torch fallback.
 
 Who installs it: the launcher under ``--dry_run`` only (a real launch without the GPU stack refuses in one
 line), and the CPU tests. vLLM and everything else are the real packages.
@@ -23,6 +25,7 @@ import types
 
 MODULE = "flash_attn_2_cuda"
 MARKER = "__asym_kernel_placeholder__"
+TRITON_CROSS_ENTROPY = "flash_attn.ops.triton.cross_entropy"
 
 
 class KernelPlaceholder(types.ModuleType):
@@ -70,6 +73,10 @@ def install(quiet: bool = False) -> bool:
     module.__file__ = __file__
     setattr(module, MARKER, True)
     sys.modules[MODULE] = module
+    # flash-attn's Triton cross-entropy is a GPU kernel too. OpenRLHF's log_probs_from_logits imports it in a
+    # try block and falls back to plain torch on ImportError (models/utils.py l.179-189): hide it, so that
+    # upstream takes its own CPU path instead of calling torch.cuda.device() on a CPU tensor.
+    sys.modules.setdefault(TRITON_CROSS_ENTROPY, None)
     if not quiet:
         print(
             f"[asym] {MODULE} (flash-attn's CUDA kernels) is missing: installed a CPU placeholder that raises if "

@@ -17,12 +17,14 @@ from asym_openrlhf.algorithms.metrics import (
     positive_logprob_gain,
     solved_fractions,
 )
+from asym_openrlhf.integration.checkpoints import prune_hf_checkpoints, write_final_marker
 from asym_openrlhf.integration.experience_maker import AsymExperienceMaker, regroup
 from asym_openrlhf.integration.policy_loss import AsymPolicyModelActor
 from asym_openrlhf.integration.upstream import (
     POLICY_ACTOR_OPTIONS,
     PPO_TRAINER_OPTIONS,
     PPOTrainer,
+    SamplesGenerator,
 )
 
 
@@ -55,8 +57,49 @@ def rollout_metrics(experiences, group_size: int) -> dict[str, float]:
     return metrics
 
 
+class FullBatchSamplesGenerator(SamplesGenerator):
+    """Upstream's samples generator that never hands the trainer a partial rollout batch.
+
+    Upstream's prompt loader has batch size 1, so an episode ends with whatever is left: MATH train's 7,498
+    prompts are 58 x 128 + 74 (Qwen3-4B) or 14 x 512 + 330 (Qwen2.5-Math-1.5B), and upstream's
+    ``_collect_prompt_batch`` returns that remainder as a last, short batch. Its micro-batches then split
+    unevenly over the DeepSpeed ranks (``RayActorGroup.async_run_method_batch`` deals ceil(n / ranks)), and
+    under ZeRO-3, where every forward all-gathers weights across ranks, a rank with fewer micro-batches stops
+    taking part: a hang at the end of every episode, and again after a resume into the last batch.
+
+    The remainder is dropped, like a ``drop_last`` loader: the loader reshuffles every episode, so different
+    prompts are left out each time (at most one batch's worth per episode; 1% of MATH train for Qwen3-4B).
+    Its rollouts were generated before they could be counted, which costs that much generation time.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.dropped_samples = 0  # over the run, for the log and the tests
+
+    def generate_samples(self, **generate_kwargs):
+        full = self.args.rollout.batch_size * self.args.rollout.n_samples_per_prompt
+        samples, pass_rate, consumed, exhausted = super().generate_samples(**generate_kwargs)
+        # Prompts left but a short buffer (a generation batch that is not a multiple of the rollout batch):
+        # give the samples back and generate more, rather than train on a short batch.
+        while samples and len(samples) < full and not exhausted:
+            self._sample_buffer = samples + self._sample_buffer
+            samples, pass_rate, more, exhausted = super().generate_samples(**generate_kwargs)
+            consumed += more
+        if samples and len(samples) < full:
+            self.dropped_samples += len(samples)
+            print(
+                f"[asym] dropping the last {len(samples)} rollouts of the episode ({len(samples)} < {full} = "
+                "--rollout.batch_size x --rollout.n_samples_per_prompt): a partial batch would split unevenly "
+                "over the training ranks",
+                flush=True,
+            )
+            samples = []
+        return samples, pass_rate, consumed, exhausted
+
+
 class AsymPPOTrainer(PPOTrainer):
-    """Upstream ``PPOTrainer`` (the plain class under its ``@ray.remote``) with ``AsymExperienceMaker``."""
+    """Upstream ``PPOTrainer`` (the plain class under its ``@ray.remote``) with ``AsymExperienceMaker`` and
+    ``FullBatchSamplesGenerator``."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -70,6 +113,13 @@ class AsymPPOTrainer(PPOTrainer):
             self.strategy,
             self.tokenizer,
         )
+        self.samples_generator = FullBatchSamplesGenerator(
+            strategy=self.strategy,
+            prompts_dataloader=self.prompts_dataloader,
+            eval_dataloader=self.eval_dataloader,
+            tokenizer=self.tokenizer,
+            vllm_engines=self.vllm_engines,
+        )
 
     def _compute_rollout_stats(self, experiences):
         stats = super()._compute_rollout_stats(experiences)
@@ -77,9 +127,9 @@ class AsymPPOTrainer(PPOTrainer):
         return stats
 
     def ppo_train(self, global_steps):
+        # actor/entropy comes from the policy actors (policy_loss.install_token_entropy), as the exact token
+        # mean; upstream's entropy_loss is loss-normalised and is left under its own name.
         status = super().ppo_train(global_steps)
-        if "entropy_loss" in status:  # token-mean entropy of the policy, computed with the loss
-            status["actor/entropy"] = status["entropy_loss"]
         if self.args.asym.log_pos_logprob_gain and "policy_loss" in status:
             gain = self.positive_logprob_gain(self.experience_maker.latest_experiences)
             if gain is not None:
@@ -109,6 +159,30 @@ class AsymPPOTrainer(PPOTrainer):
                 num_correct = int(experience.scores.bool().sum())
                 total, count = total + gain * num_correct, count + num_correct
         return total / count if count else None
+
+    # Checkpoints (asym_openrlhf/integration/checkpoints.py): upstream's HF copies are bounded to --ckpt.max_num
+    # regular ones plus the current best, and the final policy's step is recorded for `asym-eval select`.
+    def save_logs_and_checkpoints(self, global_step, logs_dict=None, client_states=None):
+        super().save_logs_and_checkpoints(global_step, logs_dict, client_states)
+        self._asym_last_step = global_step  # fit calls this after every step: the last one is the final step
+        ckpt = self.args.ckpt
+        if ckpt.save_hf and global_step % ckpt.save_steps == 0:  # upstream's condition: it saved (and waited)
+            prune_hf_checkpoints(ckpt.path, global_step, ckpt.max_num)
+
+    def save_best_checkpoint(self, eval_metrics, global_step, client_states=None):
+        previous_best = self.best_eval_metric_value
+        super().save_best_checkpoint(eval_metrics, global_step, client_states)
+        # Upstream saves best_global_step<N> exactly when the value rose.
+        if self.args.ckpt.save_hf and self.best_eval_metric_value > previous_best:
+            prune_hf_checkpoints(self.args.ckpt.path, global_step, self.args.ckpt.max_num, best=True)
+
+    def fit(self, global_step: int = 0) -> None:
+        self._asym_last_step = None
+        super().fit(global_step)
+        # train() saves the policy to --ckpt.output_dir right after this returns. No step ran (a resumed run
+        # that was already done): the marker of the run that trained it stays.
+        if self._asym_last_step is not None:
+            write_final_marker(self.args.ckpt.output_dir, self._asym_last_step)
 
 
 def _as_ray_actor(cls, options: dict):

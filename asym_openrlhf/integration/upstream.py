@@ -11,11 +11,20 @@ Members and behaviour relied on, beyond the names imported below:
   * ``PPOTrainer``: ``experience_maker`` (built in ``BasePPOTrainer.__init__`` from ``actor_model_group``,
     ``critic_model_group``, ``reward_model_group``, ``reference_model_group``, ``kl_ctl``, ``strategy``,
     ``tokenizer``), ``_compute_rollout_stats(experiences)``, ``ppo_train(global_steps)``;
+  * ``SamplesGenerator``: ``generate_samples(**kw) -> (samples, pass_rate, prompts_consumed, exhausted)``,
+    its ``_sample_buffer`` and ``args``; the trainer's ``samples_generator``, ``prompts_dataloader``,
+    ``eval_dataloader`` and ``vllm_engines`` attributes, from which ours is rebuilt;
   * ``RemoteExperienceMaker``: ``make_experience_batch``, ``compute_advantages_and_returns``, and the
     helpers ``_dispatch_forward`` / ``_flatten_results`` (one extra actor forward);
   * ``PolicyModelActor.init_model_from_pretrained`` leaves an ``ActorPPOTrainer`` in ``self.trainer`` with
-    ``actor_loss_fn`` and ``actor`` (whose training forward returns ``(log_probs, output)``, ``output.entropy``
-    when ``--actor.entropy_coef`` is set);
+    ``actor_loss_fn``, ``training_step`` (returns ``{"metrics", "weights", ...}``; ``ppo_train`` weights a
+    "token" metric by the micro-batch's action tokens) and ``actor``, an ``Actor`` whose ``forward`` takes
+    ``sequences, action_mask, attention_mask, ..., ring_attn_group`` and ``packing_samples``, divides the logits
+    by the temperature in place, and in training returns ``(log_probs, output)`` (``output.entropy`` when
+    ``--actor.entropy_coef`` is set);
+  * ``PPOTrainer`` also: ``save_logs_and_checkpoints``, ``save_best_checkpoint``, ``best_eval_metric_value``,
+    ``fit``; ``PolicyModelActor.save_checkpoint`` writes ``<ckpt.path>/<tag>_hf``; ``train()`` saves the final
+    model to ``--ckpt.output_dir`` after ``fit`` returns (``tests/test_checkpoints.py`` pins these);
   * ``Experience``: ``index``, ``scores``, ``action_mask``, ``action_log_probs``, ``advantages``, ``returns``,
     ``info`` ((B,) tensors are logged as ``train/<key>``);
   * the reward file API of ``--reward.remote_url`` (``openrlhf.utils.agent.SingleTurnAgentExecutor``).
@@ -29,8 +38,12 @@ import openrlhf.trainer.ppo_trainer as ppo_trainer_module
 import openrlhf.trainer.ray.ppo_actor as ppo_actor_module
 import openrlhf.utils.config as config_module
 from openrlhf.models import PolicyLoss
+
+# Actor.forward's own packed-sample layout helpers (--ds.packing_samples): the entropy hook reuses them.
+from openrlhf.models.ring_attn_utils import gather_and_pad_tensor, unpad_and_slice_tensor
 from openrlhf.trainer.ppo_utils.experience import Experience
 from openrlhf.trainer.ppo_utils.experience_maker import RemoteExperienceMaker
+from openrlhf.trainer.ppo_utils.samples_generator import SamplesGenerator
 
 EXPECTED_VERSION = "0.11.2"
 # The launcher module whose parser we reuse (it builds the parser under ``if __name__ == "__main__"``).
@@ -61,6 +74,9 @@ __all__ = [
     "PolicyModelActor",
     "PPOTrainer",
     "RemoteExperienceMaker",
+    "SamplesGenerator",
+    "gather_and_pad_tensor",
+    "unpad_and_slice_tensor",
     "config_module",
     "ppo_actor_module",
     "ppo_trainer_module",

@@ -2,7 +2,7 @@
 
 asym-eval run    --model DIR --benchmarks math500,aime24,... --output_dir OUT
 asym-eval grade  --input F.jsonl --output G.jsonl
-asym-eval select --checkpoints DIR_WITH_STEPS --benchmarks ... --output_dir OUT
+asym-eval select --checkpoints RUN/ckpt [--final RUN/final] --benchmarks ... --output_dir OUT
 asym-eval plot   --runs NAME=OUT ... --output bars.png  |  --sweep SELECT_OUT --output sweep.png
 """
 
@@ -242,10 +242,23 @@ def build_parser() -> argparse.ArgumentParser:
         "select", help="score every checkpoint on one benchmark, evaluate the best on all"
     )
     select.add_argument(
-        "--checkpoints", required=True, help="folder whose subfolders are checkpoints (names carry the step)"
+        "--checkpoints",
+        required=True,
+        help="folder whose subfolders are checkpoints (names carry the step; global_step<N>_hf and "
+        "best_global_step<N>_hf of one step are the same weights and are scored once)",
     )
     select.add_argument(
-        "--output_dir", required=True, help="one run folder per checkpoint, plus selection.json/.md"
+        "--final",
+        default=None,
+        metavar="DIR",
+        help="also score the run's final policy (--ckpt.output_dir, e.g. RUN/final) at the step in its "
+        "asym_final_step.json, written by the trainer; a step that also has a checkpoint folder is scored once "
+        "(default: not scored; select prints a note when a final/ holding that file sits beside --checkpoints)",
+    )
+    select.add_argument(
+        "--output_dir",
+        required=True,
+        help="one run folder per step scored (OUT/<checkpoint>, OUT/final_step<N>), plus selection.json/.md",
     )
     select.add_argument(
         "--select_on", default="math500", help="benchmark that picks the checkpoint (paper: math500)"

@@ -1,0 +1,107 @@
+"""A disk bound for ``--ckpt.save_hf`` copies, and the step of the final policy (read off OpenRLHF 0.11.2).
+
+Upstream's ``PolicyModelActor.save_checkpoint(tag)`` writes a Hugging Face copy of the policy to
+``<--ckpt.path>/<tag>_hf``: ``global_step<N>_hf`` at every ``--ckpt.save_steps`` step
+(``PPOTrainer.save_logs_and_checkpoints``) and ``best_global_step<N>_hf`` at every new best of
+``--ckpt.best_metric_key`` (``save_best_checkpoint``). ``--ckpt.max_num`` rotates only the DeepSpeed states in
+``<--ckpt.path>/_actor`` (``DeepspeedStrategy.save_ckpt``), so the HF copies, about 8 GB each for a 4B model in
+bf16, would pile up. ``AsymPPOTrainer`` calls ``prune_hf_checkpoints`` after each of those saves returned (both
+``ray.get`` every actor's save), which keeps the newest ``max_num`` regular copies and the one current best:
+``max_num + 1`` folders, the rule upstream applies to ``_actor`` (a best copy is kept apart and not counted).
+
+Where the files are: policy rank 0 writes them; the trainer actor that deletes runs wherever Ray placed it.
+On one node (the launch scripts' set-up) both see the same disk; across nodes ``--ckpt.path`` must be a shared
+file system. When the folder just saved is not visible from the trainer, nothing is deleted and a warning says so.
+
+Upstream's ``train()`` saves the final policy to ``--ckpt.output_dir`` after ``fit`` returns and records no step.
+``write_final_marker`` puts ``asym_final_step.json`` there at the end of ``fit`` (so before that save), and
+``asym-eval select --final`` reads it to make the final policy a candidate at its step.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+# Upstream's names: f"{tag}_hf" with tag f"global_step{N}" or f"best_global_step{N}". Nothing else is deleted.
+HF_FOLDER = re.compile(r"(best_)?global_step(\d+)_hf")
+# Read by asym_eval.select (same name there; a test checks they agree).
+FINAL_MARKER = "asym_final_step.json"
+
+
+def hf_folder_name(step: int, best: bool = False) -> str:
+    """The folder upstream saves for ``step``.
+
+    >>> hf_folder_name(40), hf_folder_name(40, best=True)
+    ('global_step40_hf', 'best_global_step40_hf')
+    """
+    return f"{'best_' if best else ''}global_step{step}_hf"
+
+
+def prune_hf_checkpoints(ckpt_path, saved_step: int, max_num: int, best: bool = False) -> list[Path]:
+    """Delete HF copies beyond the bound once upstream has saved the one of ``saved_step``; returns the deleted.
+
+    Regular (``best=False``): keeps ``global_step<saved_step>_hf`` and the ``max_num - 1`` newest regular copies of
+    earlier steps (``max_num`` below 1 counts as 1). Copies of later steps belong to another run in the same
+    ``--ckpt.path`` and are left alone. Best (``best=True``): keeps ``best_global_step<saved_step>_hf`` and deletes
+    every other best copy, as upstream does in ``_actor``. The folder just saved is never deleted, and nothing is
+    deleted when it is not visible from here.
+    """
+    ckpt_path = Path(ckpt_path)
+    saved = ckpt_path / hf_folder_name(saved_step, best)
+    if not saved.is_dir():
+        logger.warning(
+            "[asym] %s is not visible from this process (policy rank 0 on another node without a shared "
+            "--ckpt.path?): HF checkpoints not pruned",
+            saved,
+        )
+        return []
+    others = []  # (step, path) of the same kind as the saved one
+    for path in ckpt_path.iterdir():
+        match = HF_FOLDER.fullmatch(path.name)
+        if (
+            match
+            and bool(match.group(1)) == best
+            and path != saved
+            and path.is_dir()
+            and not path.is_symlink()
+        ):
+            others.append((int(match.group(2)), path))
+    if best:
+        doomed = [path for _, path in others]
+    else:
+        older = sorted(item for item in others if item[0] < saved_step)
+        doomed = [path for _, path in older[: max(0, len(older) - (max(max_num, 1) - 1))]]
+    deleted = []
+    for path in doomed:
+        try:
+            shutil.rmtree(path)
+        except OSError as err:  # a full or read-only disk must not stop training; the next save tries again
+            logger.warning("[asym] could not delete old HF checkpoint %s: %s", path, err)
+            continue
+        print(f"[asym] deleted old HF checkpoint {path}", flush=True)
+        deleted.append(path)
+    return deleted
+
+
+def write_final_marker(output_dir, global_step: int) -> Path:
+    """Write ``<output_dir>/asym_final_step.json`` saying the policy saved there after ``fit`` is from step
+    ``global_step``; atomically (a temporary file, then a rename)."""
+    folder = Path(output_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    marker = folder / FINAL_MARKER
+    record = {
+        "global_step": int(global_step),
+        "what": "final policy of the run, saved by OpenRLHF's train() to --ckpt.output_dir after fit; "
+        "this file is written by AsymPPOTrainer.fit just before that save",
+    }
+    tmp = marker.with_name(marker.name + ".tmp")
+    tmp.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+    os.replace(tmp, marker)
+    return marker
