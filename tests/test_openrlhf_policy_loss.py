@@ -1,14 +1,17 @@
 """AsymPolicyLoss against OpenRLHF's PolicyLoss: same answer where it should be, Dr.GRPO and Entropy
-Advantage where upstream has nothing, and the actor hook that hands it the entropy."""
+Advantage where upstream has nothing, and the actor hook that hands it the entropy (on a real actor:
+tests/test_openrlhf_entropy.py)."""
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 import torch
+from transformers.modeling_outputs import CausalLMOutputWithPast
 
 sys.path.insert(0, str(Path(__file__).parent))
 import upstream_support  # noqa: E402
@@ -22,6 +25,7 @@ from asym_openrlhf.integration.policy_loss import (  # noqa: E402
     AsymPolicyModelActor,
     build_policy_loss,
     install_policy_loss,
+    install_token_entropy,
     needs_policy_loss,
 )
 from asym_openrlhf.integration.upstream import PolicyLoss, PolicyModelActor  # noqa: E402
@@ -87,20 +91,32 @@ def test_build_policy_loss_reads_the_launcher_configuration():
     assert not needs_policy_loss(plain)  # upstream's PolicyLoss stays in place
 
 
-def test_install_hooks_the_training_forward_entropy_into_the_loss():
+def test_the_entropy_hook_hands_each_training_forwards_entropy_to_entropy_advantage():
     class FakeActor(torch.nn.Module):
-        def forward(self, sequences, return_output=False):
+        """Returns what upstream's Actor returns: log-probs, and on training forwards (log-probs, output)."""
+
+        packing_samples = False
+
+        def forward(self, sequences, action_mask=None, return_output=False, return_entropy=False):
             log_probs = torch.zeros(1, 2)
-            return (log_probs, SimpleNamespace(entropy=torch.ones(1, 3))) if return_output else log_probs
+            output = CausalLMOutputWithPast(logits=torch.zeros(1, 4, 5))  # (B, T, V): uniform over 5
+            if return_entropy:
+                output.entropy = torch.ones(1, 3)  # upstream's own (B, T-1) entropy
+            return (log_probs, output) if return_output else log_probs
 
     args = resolve_config([*BASE_ARGV, "--advantage_estimator", "group_norm", "--entropy_adv.alpha", "0.4"])
-    assert args.actor.entropy_coef == 0.0  # set by the launcher so that the actor computes entropy
-    trainer = SimpleNamespace(actor=FakeActor(), actor_loss_fn=None)
+    assert args.actor.entropy_coef is None  # the launcher no longer makes upstream compute entropy under grad
+    trainer = SimpleNamespace(actor=FakeActor(), actor_loss_fn=None, training_step=None)
     loss_fn = install_policy_loss(trainer, args)
+    install_token_entropy(trainer)
     assert trainer.actor_loss_fn is loss_fn and loss_fn.entropy_alpha == 0.4
     trainer.actor(None)  # an experience-making forward: no entropy
     assert loss_fn.token_entropy is None
-    trainer.actor(None, return_output=True)
+    trainer.actor(None, return_output=True)  # not computed upstream: from the logits, without grad
+    assert torch.allclose(loss_fn.token_entropy, torch.full((1, 3), math.log(5)))
+    trainer.actor(
+        None, return_output=True, return_entropy=True
+    )  # computed upstream (an entropy bonus): reused
     assert torch.equal(loss_fn.token_entropy, torch.ones(1, 3))
 
 
@@ -112,11 +128,19 @@ def test_dr_grpo_loss_stays_finite_for_a_huge_ratio():
 
 @pytest.mark.parametrize("estimator,installed", [("dr_grpo", True), ("asym_grpo", False)])
 def test_policy_actor_installs_our_loss_only_where_needed(monkeypatch, estimator, installed):
+    def upstream_training_step(experience, kl_ctl, step, loss_batch_info=None):
+        return {"metrics": {}, "weights": {}}
+
     def upstream_init(self, strategy, pretrain, max_steps=None, vllm_engines=None):
-        self.trainer = SimpleNamespace(actor=torch.nn.Identity(), actor_loss_fn="upstream's PolicyLoss")
+        self.trainer = SimpleNamespace(
+            actor=torch.nn.Identity(),
+            actor_loss_fn="upstream's PolicyLoss",
+            training_step=upstream_training_step,
+        )
 
     monkeypatch.setattr(PolicyModelActor, "init_model_from_pretrained", upstream_init)
     actor = object.__new__(AsymPolicyModelActor)  # the plain class under the Ray actor
     strategy = SimpleNamespace(args=resolve_config([*BASE_ARGV, "--advantage_estimator", estimator]))
     actor.init_model_from_pretrained(strategy, "model")
     assert isinstance(actor.trainer.actor_loss_fn, AsymPolicyLoss) == installed
+    assert actor.trainer.training_step is not upstream_training_step  # actor/entropy: always wrapped in

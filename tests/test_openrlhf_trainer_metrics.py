@@ -73,12 +73,14 @@ def test_positive_logprob_gain_is_the_mean_over_all_correct_rollouts(monkeypatch
     assert [len(v) for v in maker.forward_kwargs.values()] == [2, 2, 2]  # one forward over the whole batch
 
 
-def test_gain_is_off_by_default_and_entropy_is_renamed(monkeypatch):
+def test_gain_is_off_by_default_and_entropy_is_the_policy_actors(monkeypatch):
     maker = FakeMaker([], [])
-    upstream_status = {"policy_loss": 0.1, "entropy_loss": 0.42}
+    # actor/entropy comes from the policy actors (exact token mean, tests/test_openrlhf_entropy.py); upstream's
+    # loss-normalised entropy_loss must not overwrite it or stand in for it.
+    upstream_status = {"policy_loss": 0.1, "entropy_loss": 0.42, "actor/entropy": 0.21}
     monkeypatch.setattr(trainer_module.PPOTrainer, "ppo_train", lambda self, step: dict(upstream_status))
     status = make_trainer(False, maker).ppo_train(1)
-    assert status["actor/entropy"] == 0.42 and "actor/pos_logprob_gain" not in status
+    assert status["actor/entropy"] == 0.21 and "actor/pos_logprob_gain" not in status
     assert maker.forward_kwargs is None  # no extra forward when the flag is off
 
 

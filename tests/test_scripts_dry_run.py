@@ -99,7 +99,7 @@ def test_the_script_set_is_exactly_the_rows():
 @pytest.mark.parametrize("model,row", CASES, ids=[f"{m}/{r}" for m, r in CASES])
 def test_script_resolves_to_spec_settings(model, row):
     args = resolve_config(launcher_argv(SCRIPTS / model / f"train_{row}.sh"))
-    defaults = dict(entropy_coef=0.0, eps=(0.2, 0.2), entropy_adv=(None, 2.0), aggregation="token_mean")
+    defaults = dict(entropy_coef=None, eps=(0.2, 0.2), entropy_adv=(None, 2.0), aggregation="token_mean")
     want = {**defaults, **ROWS[model][row]}
 
     # Common block: hybrid engine on 4 GPUs, G = 8, lr 2e-6, no KL, token-level loss, the math reward.
@@ -131,6 +131,8 @@ def test_script_resolves_to_spec_settings(model, row):
     assert tuple(args.actor.eps_clip_low_high) == want["eps"]
     assert (args.asym.entropy_adv_alpha, args.asym.entropy_adv_kappa) == want["entropy_adv"]
     assert args.asym.loss_aggregation == want["aggregation"]
+    # Fig. 2 (d,h) is drawn from the Section 3 runs: they log the positive rollouts' log-prob gain.
+    assert args.asym.log_pos_logprob_gain == (model == "qwen2.5-math-1.5b")
     if want["estimator"] in UPSTREAM_NAMES:
         assert args.asym.estimator is None
     else:

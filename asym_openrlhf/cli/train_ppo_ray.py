@@ -102,7 +102,8 @@ def _refuse(flag: str, message: str):
 def resolve_settings(ours: argparse.Namespace, args) -> SimpleNamespace:
     """Validate our flags against the upstream configuration ``args``; return ``args.asym``.
 
-    May set ``args.actor.entropy_coef`` to 0 (entropy computed, not a bonus) where our features need entropy.
+    An explicit ``--actor.entropy_coef 0`` becomes None (unset): 0 adds no bonus, and would only make upstream
+    keep a (tokens x vocabulary) tensor alive through backward.
     """
     from asym_openrlhf.integration.upstream import UPSTREAM_ESTIMATORS
 
@@ -173,8 +174,16 @@ def resolve_settings(ours: argparse.Namespace, args) -> SimpleNamespace:
             _refuse("--entropy_adv.alpha", f"must be a number >= 0, got {settings.entropy_adv_alpha}")
         if not (math.isfinite(settings.entropy_adv_kappa) and settings.entropy_adv_kappa > 1):
             _refuse("--entropy_adv.kappa", f"must be > 1, got {settings.entropy_adv_kappa}")
-    if settings.entropy_adv_alpha is not None and args.actor.entropy_coef is None:
-        args.actor.entropy_coef = 0.0  # makes the actor compute (and log) entropy; 0 adds no bonus
+    if args.actor.entropy_coef == 0:
+        # 0 adds no bonus: upstream would only compute the entropy under grad, keeping a (tokens x vocabulary)
+        # tensor per micro-batch alive through backward, and log it loss-normalised. Our policy actor logs
+        # actor/entropy and feeds Entropy Advantage from a no-grad pass over the logits regardless.
+        args.actor.entropy_coef = None
+        print(
+            "[asym] --actor.entropy_coef 0 is treated as unset: no bonus either way, and actor/entropy is "
+            "logged without it",
+            file=sys.stderr,
+        )
 
     if settings.loss_aggregation == "seq_sum_constant":
         if not args.rollout.max_new_tokens:

@@ -1,15 +1,23 @@
-"""``AsymPolicyLoss`` and the policy actor that installs it: Entropy Advantage and Dr.GRPO's aggregation.
+"""``AsymPolicyLoss``, the policy's token entropy, and the policy actor that installs them.
 
 OpenRLHF's ``PolicyLoss`` only sees log-probs and advantages, and only knows token-mean and per-sequence-mean
 aggregation. Two Table 1 rows need more (SPEC §3):
-  * Entropy Advantage (Cheng et al. 2025) shapes A per token with the policy's entropy. The actor computes the
-    entropy in the same forward as the log-probs when ``--actor.entropy_coef`` is set (the launcher sets 0:
-    computed, not a bonus); a forward hook on the actor hands it to the loss before the loss is called.
+  * Entropy Advantage (Cheng et al. 2025) shapes A per token with the policy's entropy;
   * Dr.GRPO sums each sequence's token losses and divides by a constant (``--rollout.max_new_tokens``).
 Everything else (ratio clipping, IS correction, token-mean aggregation) stays upstream's.
+
+The per-token entropy comes from a forward hook on the actor (``install_token_entropy``): it reads each
+training forward's temperature-scaled logits without grad, hands the entropy to Entropy Advantage before the
+loss runs, and adds the exact token mean to the step's metrics as ``actor/entropy`` (paper Eq. 3). Upstream's
+own ``entropy_loss`` is loss-normalised (each micro-batch's sum / the step's mean tokens per micro-batch), and
+computing it (``--actor.entropy_coef`` set) keeps a (tokens x vocabulary) tensor alive through backward.
 """
 
 from __future__ import annotations
+
+import inspect
+
+import torch
 
 from asym_openrlhf.algorithms.losses import (
     aggregate_loss,
@@ -17,7 +25,13 @@ from asym_openrlhf.algorithms.losses import (
     entropy_shaped_advantages,
     masked_mean,
 )
-from asym_openrlhf.integration.upstream import PolicyLoss, PolicyModelActor
+from asym_openrlhf.algorithms.metrics import mean_token_entropy, token_entropy_no_grad
+from asym_openrlhf.integration.upstream import (
+    PolicyLoss,
+    PolicyModelActor,
+    gather_and_pad_tensor,
+    unpad_and_slice_tensor,
+)
 
 
 class AsymPolicyLoss(PolicyLoss):
@@ -40,7 +54,8 @@ class AsymPolicyLoss(PolicyLoss):
         self.max_response_len = max_response_len
         self.entropy_alpha = entropy_alpha
         self.entropy_kappa = entropy_kappa
-        self.token_entropy = None  # (B, T-1) entropies of the current micro-batch, set by the actor's hook
+        # (B, T-1) entropies of the current micro-batch, set by install_token_entropy's hook.
+        self.token_entropy = None
 
     def forward(
         self,
@@ -112,24 +127,79 @@ def needs_policy_loss(args) -> bool:
 
 
 def install_policy_loss(ppo_trainer, args) -> AsymPolicyLoss:
-    """Replace ``ppo_trainer.actor_loss_fn`` (an ``ActorPPOTrainer``) with ours; hook entropy into it."""
+    """Replace ``ppo_trainer.actor_loss_fn`` (an ``ActorPPOTrainer``) with ours (its entropy: see below)."""
     loss_fn = build_policy_loss(args)
     ppo_trainer.actor_loss_fn = loss_fn
-    if loss_fn.entropy_alpha is not None:
-
-        def hand_entropy_to_loss(module, inputs, output):
-            # Training forwards return (log_probs, output) with output.entropy; experience-making ones a tensor.
-            if isinstance(output, tuple) and getattr(output[1], "entropy", None) is not None:
-                loss_fn.token_entropy = output[1].entropy.detach()
-
-        ppo_trainer.actor.register_forward_hook(hand_entropy_to_loss)
     return loss_fn
 
 
+def training_forward_entropy(actor, args: tuple, kwargs: dict, output) -> torch.Tensor:
+    """``(B, T-1)`` per-token entropy of one training forward of ``actor`` (an ``openrlhf.models.Actor``).
+
+    Laid out exactly as upstream's ``return_entropy`` path lays out ``output.entropy`` (position t scores the
+    prediction of token t+1; the last A columns are the response). Where upstream computed it
+    (``--actor.entropy_coef`` set), it is reused, detached. Otherwise it comes from ``output["logits"]``, which
+    ``Actor.forward`` has already divided by the rollout temperature, without grad: the (tokens x vocabulary)
+    softmax is never saved for backward.
+    """
+    if getattr(output, "entropy", None) is not None:
+        return output.entropy.detach()
+    entropy = token_entropy_no_grad(output["logits"])  # (B, T); packed: (1, this rank's tokens)
+    if actor.packing_samples:
+        call = inspect.signature(actor.forward).bind(*args, **kwargs)
+        call.apply_defaults()
+        sequences, group = call.arguments["sequences"], call.arguments["ring_attn_group"]
+        # The same call on the same inputs as inside Actor.forward gives the same indices and ring padding
+        # (with ring attention it also re-sets ring_flash_attn's cu_seqlens, to the values already there).
+        with torch.no_grad():
+            *_, ring_pad_len, indices = unpad_and_slice_tensor(
+                sequences, call.arguments["attention_mask"], group
+            )
+            entropy = gather_and_pad_tensor(entropy, group, ring_pad_len, indices, *sequences.shape)
+    return entropy[:, :-1]
+
+
+def install_token_entropy(ppo_trainer) -> None:
+    """Hook the per-token entropy of the policy's training forwards into the step's metrics and into our loss.
+
+    Each training forward (``ActorPPOTrainer.training_step``'s ``self.actor(..., return_output=True)``, which
+    returns ``(log_probs, output)``; experience-making forwards return a tensor) runs a hook that computes
+    ``training_forward_entropy``; Entropy Advantage (``AsymPolicyLoss`` with ``entropy_alpha``) takes it before
+    the loss is called. ``training_step`` is wrapped so that its ``metrics`` gain ``actor/entropy``, the
+    micro-batch's token-mean entropy, with weight "token": upstream's ``ppo_train`` multiplies a "token" metric
+    by the micro-batch's action-token count, sums over DP ranks and micro-batches, and divides by the total
+    count, which makes it the exact token mean over the step's response tokens.
+    """
+    latest = {}
+
+    def record(module, args, kwargs, output):
+        if not isinstance(output, tuple):
+            return
+        latest["entropy"] = entropy = training_forward_entropy(module, args, kwargs, output[1])
+        loss_fn = ppo_trainer.actor_loss_fn
+        if isinstance(loss_fn, AsymPolicyLoss) and loss_fn.entropy_alpha is not None:
+            loss_fn.token_entropy = entropy
+
+    ppo_trainer.actor.register_forward_hook(record, with_kwargs=True)
+    training_step = ppo_trainer.training_step
+
+    def training_step_with_entropy(experience, *args, **kwargs):
+        status = training_step(experience, *args, **kwargs)
+        entropy = latest.pop("entropy")  # (B, T-1); a KeyError if the step made no training forward
+        mask = experience.action_mask  # (B, A)
+        status["metrics"]["actor/entropy"] = mean_token_entropy(entropy[:, -mask.shape[1] :], mask)
+        status["weights"]["actor/entropy"] = "token"
+        return status
+
+    ppo_trainer.training_step = training_step_with_entropy  # an instance attribute: ppo_train calls it
+
+
 class AsymPolicyModelActor(PolicyModelActor):
-    """Upstream's policy actor; after its model and trainer are built, installs ``AsymPolicyLoss`` if needed."""
+    """Upstream's policy actor; after its model and trainer are built, installs ``AsymPolicyLoss`` if needed
+    and, always, the token entropy (``actor/entropy`` is logged every step)."""
 
     def init_model_from_pretrained(self, strategy, pretrain, max_steps=None, vllm_engines=None):
         super().init_model_from_pretrained(strategy, pretrain, max_steps, vllm_engines)
         if needs_policy_loss(strategy.args):
             install_policy_loss(self.trainer, strategy.args)
+        install_token_entropy(self.trainer)

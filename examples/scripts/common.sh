@@ -47,12 +47,12 @@ common_args() {
     --reward.remote_url "$REWARD_FILE"
 
     # SPEC §5: G = 8 rollouts at temperature 1, AdamW lr 2e-6 (constant, no warmup, as verl), no KL
-    # (no reference model), token-level loss, PPO clip 0.2. Entropy coefficient 0 computes and logs the
-    # policy entropy without adding a bonus.
+    # (no reference model), token-level loss, PPO clip 0.2. No entropy bonus (--actor.entropy_coef unset): the
+    # policy actor logs train/actor/entropy every step from a no-grad pass over its logits.
     --rollout.n_samples_per_prompt 8 --rollout.temperature 1.0 --rollout.top_p 1.0
     --actor.adam.lr 2e-6 --actor.lr_scheduler constant --actor.lr_warmup_ratio 0
     --algo.kl.init_coef 0 --actor.loss_agg_mode token-mean
-    --actor.eps_clip_low_high 0.2 0.2 --actor.entropy_coef 0
+    --actor.eps_clip_low_high 0.2 0.2
     --train.num_episodes "$EPISODES" --train.max_epochs 1
 
     # Checkpoints (HF format, so the evaluation harness can read them) and logs.
