@@ -17,11 +17,14 @@ from asym_openrlhf.algorithms.losses import (
 from asym_openrlhf.algorithms.metrics import (
     covariance_by_accuracy,
     ema,
+    entropy_by_correctness,
+    entropy_pos_neg,
     group_accuracy_histogram,
     group_logp_adv_covariance,
     positive_logprob_gain,
     solved_fractions,
     token_entropy,
+    unique_correct_fraction,
 )
 
 
@@ -139,3 +142,37 @@ def test_ema_matches_paper_smoothing():
     # s1 = 1; s2 = 0.7·1 + 0.3·2 = 1.3; None carries 1.3; s4 = 0.7·1.3 + 0.3·0 = 0.91
     assert ema([1.0, 2.0, None, 0.0], 0.7) == pytest.approx([1.0, 1.3, 1.3, 0.91])
     assert ema([None, 1.0]) == [None, 1.0]
+
+
+def test_entropy_split_by_correctness():
+    # rollout 0 (correct): tokens 1, 3 (the masked 100 is ignored); rollout 1 (wrong): 2; rollout 2 (correct): 5
+    entropy = torch.tensor([[1.0, 3.0, 100.0], [2.0, 0.0, 0.0], [5.0, 0.0, 0.0]])
+    mask = torch.tensor([[1, 1, 0], [1, 0, 0], [1, 0, 0]])
+    parts = entropy_by_correctness(entropy, mask, torch.tensor([1, 0, 1]))
+    assert {k: v.item() for k, v in parts.items()} == {
+        "pos_sum": 9.0,
+        "pos_tokens": 3.0,
+        "neg_sum": 2.0,
+        "neg_tokens": 1.0,
+    }
+    assert entropy_pos_neg(parts) == {"actor/entropy_pos": 3.0, "actor/entropy_neg": 2.0}
+    # no wrong rollout: that side is None, not 0
+    assert entropy_pos_neg(entropy_by_correctness(entropy, mask, torch.ones(3))) == {
+        "actor/entropy_pos": pytest.approx(11 / 4),
+        "actor/entropy_neg": None,
+    }
+
+
+@pytest.mark.parametrize(
+    "responses,correct,expected",
+    [
+        ([["a", "a", "b", "x"]], [[1, 1, 1, 0]], 2 / 3),  # 3 correct, 2 distinct; the wrong "x" is ignored
+        ([["a", "b"], ["c", "c"]], [[1, 1], [1, 1]], 3 / 4),  # pooled: (2 + 1) / (2 + 2)
+        ([["a", "a"], ["z", "y"]], [[1, 1], [0, 0]], 1 / 2),  # the unsolved group does not count
+        ([["a", "a"]], [[0, 0]], None),  # no correct rollout at all
+    ],
+)
+def test_unique_correct_fraction(responses, correct, expected):
+    assert unique_correct_fraction(responses, torch.tensor(correct)) == (
+        expected if expected is None else pytest.approx(expected)
+    )

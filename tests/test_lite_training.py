@@ -7,6 +7,7 @@ advantages must raise held-out accuracy, the sign-flipped ones (``--control_adva
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -32,10 +33,10 @@ def control_accuracies(tmp_path_factory):
                 output_dir=str(tmp_path_factory.mktemp(control)),
             )
         )
-        before = trainer.evaluate()
+        before = trainer.evaluate()["eval/accuracy"]
         for _ in range(CONTROL_STEPS):
             trainer.step()
-        result[control] = (before, trainer.evaluate())
+        result[control] = (before, trainer.evaluate()["eval/accuracy"])
     return result
 
 
@@ -97,6 +98,10 @@ def test_quick_tier_end_to_end_through_the_console_script(tmp_path):
     assert [r["step"] for r in rows] == list(range(11))
     plain_metrics = {k for k in METRICS if "{" not in k}
     assert plain_metrics <= set(rows[5]) and rows[5]["eval/accuracy"] is not None
+    # pass@1 <= pass@G, both probabilities; G = 8 (the quick tier's group size)
+    assert 0 <= rows[5]["eval/pass_at_1"] <= rows[5]["eval/pass_at_8"] <= 1
+    for key in ("actor/entropy_pos", "actor/entropy_neg", "rollout/unique_correct_frac"):
+        assert all(row[key] is None or math.isfinite(row[key]) for row in rows[1:]), key
     assert "eval/accuracy" not in rows[4]
     heldout = [json.loads(line) for line in (out / "heldout.jsonl").read_text().splitlines()]
     assert len(heldout) == 30 and set(heldout[0]) == {"id", "problem", "answer"}

@@ -42,9 +42,13 @@ upstream_support.install()
 from openrlhf.models import Actor  # noqa: E402
 from transformers import Qwen2Config, Qwen2ForCausalLM  # noqa: E402
 
-from asym_openrlhf.algorithms.metrics import token_entropy_no_grad  # noqa: E402
+from asym_openrlhf.algorithms.metrics import entropy_pos_neg, token_entropy_no_grad  # noqa: E402
 from asym_openrlhf.cli.train_ppo_ray import resolve_config  # noqa: E402
-from asym_openrlhf.integration.policy_loss import AsymPolicyLoss, AsymPolicyModelActor  # noqa: E402
+from asym_openrlhf.integration.policy_loss import (  # noqa: E402
+    ENTROPY_PARTS,
+    AsymPolicyLoss,
+    AsymPolicyModelActor,
+)
 from asym_openrlhf.integration.upstream import (  # noqa: E402
     ActorPPOTrainer,
     Experience,
@@ -56,6 +60,7 @@ VOCAB, TEMPERATURE, PROMPT_WIDTH = 40, 0.7, 4
 # Response lengths 1 / 3 / 20 / 6: the doc's 100 / 300 / 2000 / 600 scaled down (entropy 1 everywhere would
 # log entropy_loss = 4 * (1 + 9 + 400 + 36) / 30^2 = 1.98 with one sample per micro-batch).
 PROMPT_LENGTHS, RESPONSE_LENGTHS = (2, 4, 3, 1), (1, 3, 20, 6)
+SCORES = (1, 0, 1, 0)  # correct: the 1- and 20-token responses; wrong: the 3- and 6-token ones
 
 
 # (a) ---------------------------------------------------------------------------------------------------------
@@ -194,6 +199,7 @@ def rollout_batch():
         action_mask=action_mask,
         action_log_probs=torch.zeros(action_mask.shape),
         advantages=torch.where(action_mask, 1.0, 0.0) * torch.tensor([[1.0], [-1.0], [0.5], [-0.5]]),
+        scores=torch.tensor(SCORES, dtype=torch.float),
         response_length=torch.tensor(RESPONSE_LENGTHS, dtype=torch.float),
         total_length=torch.tensor(
             [p + r for p, r in zip(PROMPT_LENGTHS, RESPONSE_LENGTHS)], dtype=torch.float
@@ -247,6 +253,14 @@ def test_logged_entropy_is_the_token_mean_over_the_step(on_cpu, packing, micro_b
     # Far from uniform (log 40 = 3.7) and varying by token: a wrong token or position would show.
     assert 0.5 < token_mean < 2.5 and float(torch.cat(per_sample).std()) > 0.3
     assert status["actor/entropy"] == pytest.approx(token_mean, rel=1e-5)
+
+    # The correct / wrong split, combined the way AsymPPOTrainer.ppo_train combines the actors' parts.
+    parts = {k[len(ENTROPY_PARTS) :]: v for k, v in status.items() if k.startswith(ENTROPY_PARTS)}
+    split = entropy_pos_neg(parts)
+    for side, want in (("pos", 1), ("neg", 0)):
+        rows = [i for i, score in enumerate(SCORES) if score == want]
+        mean = sum(sums[i] for i in rows) / sum(RESPONSE_LENGTHS[i] for i in rows)
+        assert split[f"actor/entropy_{side}"] == pytest.approx(mean, rel=1e-5), side
     if entropy_coef is None:
         assert "entropy_loss" not in status  # upstream computed no entropy: ours came from the logits
     else:

@@ -235,6 +235,19 @@ def test_upstream_rollouts_become_our_advantages_metrics_and_loss(setup, engines
     assert metrics["rollout/accuracy"] == pytest.approx(accuracy)
     assert sum(metrics[f"rollout/acc_hist/c{c}"] for c in range(G + 1)) == pytest.approx(1.0)
     assert "actor/logp_adv_cov" in metrics
+    # Distinct correct responses per correct rollout, from the response tokens of the real experiences.
+    by_index = {
+        index: (score, tuple(e.sequences[row, 1:][e.action_mask[row].bool()].tolist()))
+        for e in experiences
+        for row, (index, score) in enumerate(zip(e.index, e.scores.tolist()))
+    }
+    groups = [[by_index[p * G + g] for g in range(G)] for p in range(PROMPTS_PER_STEP)]
+    solved = [[tokens for score, tokens in group if score] for group in groups]
+    if any(solved):
+        want = sum(len(set(s)) for s in solved) / sum(len(s) for s in solved)
+        assert metrics["rollout/unique_correct_frac"] == pytest.approx(want)
+    else:
+        assert "rollout/unique_correct_frac" not in metrics
 
     # Our policy loss on a training forward of the same weights (in this process): the ratio is 1, so the
     # token-mean clipped surrogate is exactly minus the token mean of the advantages; its gradient flows.

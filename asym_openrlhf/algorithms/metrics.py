@@ -17,12 +17,16 @@ METRICS: dict[str, str] = {
     "rollout/acc_hist/c{c}": "fraction of groups with exactly c correct rollouts, c = 0..G",
     "rollout/response_length": "mean response length in tokens",
     "actor/entropy": "token-mean policy entropy of the sampled responses (Eq. 3)",
+    "actor/entropy_pos": "the same over the response tokens of correct rollouts (informative entropy)",
+    "actor/entropy_neg": "the same over the response tokens of wrong rollouts (spurious entropy)",
+    "rollout/unique_correct_frac": "over groups with a correct rollout: distinct correct responses / correct ones",
     "actor/pos_logprob_gain": "E[log pi_new(y) - log pi_old(y)] over correct rollouts after the step's update",
     "actor/logp_adv_cov": "mean over groups of Cov_group(length-normalized log pi, A) (App. B, Eq. 12-14)",
     "actor/logp_adv_cov/c{c}": "the same covariance, averaged over groups with c correct rollouts",
     "actor/clip_frac": "fraction of response tokens where the ratio clip was active",
     "actor/policy_loss": "the aggregated policy loss",
     "eval/accuracy": "greedy (temperature 0) accuracy on held-out prompts",
+    "eval/pass_at_{k}": "unbiased pass@k on held-out prompts from G samples at the rollout temperature, k = 1 and G",
 }
 
 
@@ -107,6 +111,55 @@ def positive_logprob_gain(
 def mean_token_entropy(entropy: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Token-mean entropy over a batch (``actor/entropy``): Σ mask·H / Σ mask, 0 for an empty mask."""
     return masked_mean(entropy, mask)
+
+
+def entropy_by_correctness(
+    entropy: torch.Tensor, mask: torch.Tensor, correct: torch.Tensor
+) -> dict[str, torch.Tensor]:
+    """Token sums and counts of entropy over correct and over wrong rollouts, the parts of
+    ``actor/entropy_pos`` and ``actor/entropy_neg`` (sum / count).
+
+    Sums and counts rather than means, so that micro-batches and ranks can be added up exactly first.
+
+    Args:
+        entropy, mask: ``(B, T)`` token entropies and response mask. correct: ``(B,)`` binary correctness.
+    Returns:
+        ``{"pos_sum", "pos_tokens", "neg_sum", "neg_tokens"}``, 0-dim float tensors.
+    """
+    mask = mask.float()
+    is_correct = correct.reshape(-1, 1).bool().to(mask.device)
+    parts = {}
+    for side, rows in (("pos", is_correct), ("neg", ~is_correct)):
+        side_mask = mask * rows
+        parts[f"{side}_sum"] = (entropy.float() * side_mask).sum()
+        parts[f"{side}_tokens"] = side_mask.sum()
+    return parts
+
+
+def entropy_pos_neg(parts: dict[str, torch.Tensor | float]) -> dict[str, float | None]:
+    """``actor/entropy_pos`` / ``actor/entropy_neg`` from ``entropy_by_correctness``'s (added-up) parts; a side
+    without tokens (no correct, or no wrong rollout) is None rather than a misleading 0."""
+    out = {}
+    for side in ("pos", "neg"):
+        tokens = float(parts[f"{side}_tokens"])
+        out[f"actor/entropy_{side}"] = float(parts[f"{side}_sum"]) / tokens if tokens > 0 else None
+    return out
+
+
+def unique_correct_fraction(responses: list[list], correct: torch.Tensor) -> float | None:
+    """``rollout/unique_correct_frac``: over groups with at least one correct rollout, the number of distinct
+    correct responses divided by the number of correct ones (1 = every success is a different solution).
+
+    Args:
+        responses: ``P`` groups of ``G`` hashable responses (token tuples or texts). correct: ``(P, G)``.
+    Returns:
+        The fraction pooled over those groups (distinct / correct, each summed over groups), None if none.
+    """
+    distinct, total = 0, 0
+    for group, hits in zip(responses, correct.bool().tolist()):
+        solved = [response for response, hit in zip(group, hits) if hit]
+        distinct, total = distinct + len(set(solved)), total + len(solved)
+    return distinct / total if total else None
 
 
 def ema(values: list[float], factor: float = 0.7) -> list[float]:

@@ -25,7 +25,7 @@ from asym_openrlhf.algorithms.losses import (
     entropy_shaped_advantages,
     masked_mean,
 )
-from asym_openrlhf.algorithms.metrics import mean_token_entropy, token_entropy_no_grad
+from asym_openrlhf.algorithms.metrics import entropy_by_correctness, mean_token_entropy, token_entropy_no_grad
 from asym_openrlhf.integration.upstream import (
     PolicyLoss,
     PolicyModelActor,
@@ -159,6 +159,10 @@ def training_forward_entropy(actor, args: tuple, kwargs: dict, output) -> torch.
     return entropy[:, :-1]
 
 
+# Status keys of the parts of actor/entropy_pos and actor/entropy_neg, from the policy actors to the trainer.
+ENTROPY_PARTS = "_asym_entropy/"
+
+
 def install_token_entropy(ppo_trainer) -> None:
     """Hook the per-token entropy of the policy's training forwards into the step's metrics and into our loss.
 
@@ -187,8 +191,18 @@ def install_token_entropy(ppo_trainer) -> None:
         status = training_step(experience, *args, **kwargs)
         entropy = latest.pop("entropy")  # (B, T-1); a KeyError if the step made no training forward
         mask = experience.action_mask  # (B, A)
-        status["metrics"]["actor/entropy"] = mean_token_entropy(entropy[:, -mask.shape[1] :], mask)
-        status["weights"]["actor/entropy"] = "token"
+        response_entropy = entropy[:, -mask.shape[1] :]
+        metrics, weights = status["metrics"], status["weights"]
+        metrics["actor/entropy"] = mean_token_entropy(response_entropy, mask)
+        weights["actor/entropy"] = "token"
+        if experience.scores is not None:
+            # Correct / wrong rollouts: sums and token counts, each divided by the micro-batch's tokens because
+            # upstream multiplies a "token" metric back by them; the trainer divides the added-up sum by the
+            # added-up count (AsymPPOTrainer.ppo_train), which is the exact mean over those tokens.
+            tokens = mask.sum().clamp(min=1)
+            for key, value in entropy_by_correctness(response_entropy, mask, experience.scores).items():
+                metrics[ENTROPY_PARTS + key] = value / tokens
+                weights[ENTROPY_PARTS + key] = "token"
         return status
 
     ppo_trainer.training_step = training_step_with_entropy  # an instance attribute: ppo_train calls it

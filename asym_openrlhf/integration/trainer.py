@@ -12,14 +12,16 @@ import ray
 from asym_openrlhf.algorithms.losses import masked_mean
 from asym_openrlhf.algorithms.metrics import (
     covariance_by_accuracy,
+    entropy_pos_neg,
     group_accuracy_histogram,
     group_logp_adv_covariance,
     positive_logprob_gain,
     solved_fractions,
+    unique_correct_fraction,
 )
 from asym_openrlhf.integration.checkpoints import prune_hf_checkpoints, write_final_marker
 from asym_openrlhf.integration.experience_maker import AsymExperienceMaker, regroup
-from asym_openrlhf.integration.policy_loss import AsymPolicyModelActor
+from asym_openrlhf.integration.policy_loss import ENTROPY_PARTS, AsymPolicyModelActor
 from asym_openrlhf.integration.upstream import (
     POLICY_ACTOR_OPTIONS,
     PPO_TRAINER_OPTIONS,
@@ -37,6 +39,15 @@ def rollout_metrics(experiences, group_size: int) -> dict[str, float]:
         return {}
     correct = regroup(experiences, lambda e: e.scores, group_size)[0].bool()  # (P, G)
     metrics = {"rollout/accuracy": correct.float().mean().item(), **solved_fractions(correct)}
+    # Each rollout's response tokens (action_mask covers sequences[:, 1:]), in prompt-group order.
+    responses = {}
+    for e in experiences:
+        for row, index in enumerate(e.index):
+            responses[index] = tuple(e.sequences[row, 1:][e.action_mask[row].bool()].tolist())
+    grouped = [[responses[p * group_size + g] for g in range(group_size)] for p in range(correct.shape[0])]
+    unique = unique_correct_fraction(grouped, correct)
+    if unique is not None:
+        metrics["rollout/unique_correct_frac"] = unique
     for count, fraction in enumerate(group_accuracy_histogram(correct).tolist()):
         metrics[f"rollout/acc_hist/c{count}"] = fraction
 
@@ -127,9 +138,17 @@ class AsymPPOTrainer(PPOTrainer):
         return stats
 
     def ppo_train(self, global_steps):
-        # actor/entropy comes from the policy actors (policy_loss.install_token_entropy), as the exact token
-        # mean; upstream's entropy_loss is loss-normalised and is left under its own name.
         status = super().ppo_train(global_steps)
+        # actor/entropy comes from the policy actors (policy_loss.install_token_entropy), as the exact token
+        # mean; upstream's entropy_loss is loss-normalised and is left under its own name. The correct / wrong
+        # split arrives as added-up sums and token counts.
+        parts = {
+            name[len(ENTROPY_PARTS) :]: status.pop(name)
+            for name in list(status)
+            if name.startswith(ENTROPY_PARTS)
+        }
+        if parts:
+            status.update({k: v for k, v in entropy_pos_neg(parts).items() if v is not None})
         if self.args.asym.log_pos_logprob_gain and "policy_loss" in status:
             gain = self.positive_logprob_gain(self.experience_maker.latest_experiences)
             if gain is not None:

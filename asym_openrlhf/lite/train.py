@@ -33,11 +33,14 @@ from asym_openrlhf.algorithms.losses import (
 )
 from asym_openrlhf.algorithms.metrics import (
     covariance_by_accuracy,
+    entropy_by_correctness,
+    entropy_pos_neg,
     group_accuracy_histogram,
     group_logp_adv_covariance,
     mean_token_entropy,
     positive_logprob_gain,
     solved_fractions,
+    unique_correct_fraction,
 )
 from asym_openrlhf.cli.flags import add_estimator_flags, estimator_from_args
 from asym_openrlhf.lite.rollout import decode_responses, generate, response_logprobs
@@ -95,6 +98,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--heldout_size", type=int, default=None, help="held-out prompts for eval/accuracy (math; default 64)"
+    )
+    group.add_argument(
+        "--eval_sampled_prompts",
+        type=int,
+        default=64,
+        help="held-out prompts (the first N) for eval/pass_at_1 and eval/pass_at_G: G samples each at the "
+        "rollout temperature; 0 = off. Default 64 (about 1 s per eval on 2 cores, the default model)",
     )
     group.add_argument(
         "--max_new_tokens",
@@ -181,6 +191,7 @@ class Settings:
     eval_every: int
     save_every: int
     heldout_size: int
+    eval_sampled_prompts: int
     max_new_tokens: int
     temperature: float
     dtype: str
@@ -232,6 +243,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         ("--entropy_adv_kappa", args.entropy_adv_kappa > 1, "must be > 1 (so the bonus cannot flip a sign)"),
         ("--max_new_tokens", args.max_new_tokens is None or args.max_new_tokens >= 1, "must be >= 1"),
         ("--heldout_size", args.heldout_size is None or args.heldout_size >= 1, "must be >= 1"),
+        ("--eval_sampled_prompts", args.eval_sampled_prompts >= 0, "must be >= 0"),
         ("--threads", args.threads >= 1, "must be >= 1"),
         ("--grade_timeout_s", args.grade_timeout_s > 0, "must be > 0"),
     ]
@@ -257,6 +269,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         eval_every=args.eval_every,
         save_every=args.save_every,
         heldout_size=args.heldout_size or (64 if is_math else tier.heldout_size),
+        eval_sampled_prompts=args.eval_sampled_prompts,
         max_new_tokens=args.max_new_tokens or (1024 if is_math else 12),
         temperature=args.temperature,
         dtype=args.dtype,
@@ -328,7 +341,7 @@ class Trainer:
             self._encode_cache[text] = self.tokenizer(text, add_special_tokens=False)["input_ids"]
         return self._encode_cache[text]
 
-    def _rollouts(self, prompts: list[str], temperature: float, with_logprobs: bool = False):
+    def _rollouts(self, prompts: list[str], temperature: float, with_logprobs: bool = False, generator=None):
         self.model.eval()
         return generate(
             self.model,
@@ -337,20 +350,44 @@ class Trainer:
             eos_id=self.tokenizer.eos_token_id,
             pad_id=self.tokenizer.pad_token_id,
             temperature=temperature,
-            generator=self.sample_rng if temperature > 0 else None,
+            generator=(generator or self.sample_rng) if temperature > 0 else None,
             with_logprobs=with_logprobs,
         )
 
-    def evaluate(self, chunk: int = 256) -> float:
-        """Greedy (temperature 0) accuracy on the held-out prompts."""
-        problems = self.task.heldout
-        correct = 0.0
+    def evaluate(self, chunk: int = 256) -> dict[str, float]:
+        """Held-out metrics: greedy accuracy on every held-out prompt, and unbiased pass@1 and pass@G from G
+        samples at the rollout temperature on the first ``eval_sampled_prompts`` (exploration shows at large k).
+
+        The samples come from their own generator, seeded by the run's seed and step, so that evaluating
+        neither perturbs training's random streams nor depends on when a run was resumed.
+        """
+        from asym_eval.scoring import mean_pass_at_k
+
+        s, problems = self.settings, self.task.heldout
+        greedy = 0.0
         for start in range(0, len(problems), chunk):
             part = problems[start : start + chunk]
-            batch = self._rollouts([p.prompt for p in part], temperature=0.0)
-            responses = decode_responses(self.tokenizer, batch)
-            correct += sum(self.task.reward(r, p) for r, p in zip(responses, part))
-        return correct / len(problems)
+            responses = decode_responses(
+                self.tokenizer, self._rollouts([p.prompt for p in part], temperature=0.0)
+            )
+            greedy += sum(self.task.reward(r, p) for r, p in zip(responses, part))
+        metrics = {"eval/accuracy": greedy / len(problems)}
+        if s.eval_sampled_prompts == 0:
+            return metrics
+
+        sampled: list[list[int]] = []  # per prompt, the correctness of its G samples
+        rng = torch.Generator(device=self.device).manual_seed(s.seed * 1_000_003 + self.step_count)
+        repeated = [p for p in problems[: s.eval_sampled_prompts] for _ in range(s.group_size)]
+        for start in range(0, len(repeated), chunk * s.group_size):
+            part = repeated[start : start + chunk * s.group_size]
+            batch = self._rollouts([p.prompt for p in part], temperature=s.temperature, generator=rng)
+            hits = [
+                int(self.task.reward(r, p)) for r, p in zip(decode_responses(self.tokenizer, batch), part)
+            ]
+            sampled += [hits[i : i + s.group_size] for i in range(0, len(hits), s.group_size)]
+        for k in sorted({1, s.group_size}):
+            metrics[f"eval/pass_at_{k}"] = mean_pass_at_k(sampled, k)
+        return metrics
 
     def step(self) -> dict:
         """One rollout batch and its ``mini_batches`` optimizer steps; returns the step's metrics."""
@@ -381,6 +418,10 @@ class Trainer:
             **{f"rollout/acc_hist/c{c}": v for c, v in enumerate(group_accuracy_histogram(correct).tolist())},
             "rollout/response_length": mask.sum(1).mean().item(),
             "actor/entropy": mean_token_entropy(old_entropy, mask).item(),
+            **entropy_pos_neg(entropy_by_correctness(old_entropy, mask, correct.flatten())),
+            "rollout/unique_correct_frac": unique_correct_fraction(
+                [responses[i : i + group_size] for i in range(0, len(responses), group_size)], correct
+            ),
             "actor/logp_adv_cov": covariance.mean().item(),
             **{f"actor/logp_adv_cov/c{c}": v for c, v in covariance_by_accuracy(covariance, correct).items()},
         }
@@ -520,7 +561,7 @@ def train(settings: Settings, progress: bool = True) -> dict:
                 writer.add_scalar(key, value, row["step"])
 
     if not rows:
-        log({"step": 0, "eval/accuracy": trainer.evaluate()})
+        log({"step": 0, **trainer.evaluate()})
     started = time.perf_counter()
     start_step = trainer.step_count
     bar = tqdm(
@@ -530,7 +571,8 @@ def train(settings: Settings, progress: bool = True) -> dict:
     while trainer.step_count < s.steps:
         row = {"step": trainer.step_count + 1, **trainer.step()}
         if row["step"] % s.eval_every == 0 or row["step"] == s.steps:
-            row["eval/accuracy"] = last_eval = trainer.evaluate()
+            row.update(trainer.evaluate())
+            last_eval = row["eval/accuracy"]
         log(row)
         if row["step"] % s.save_every == 0:
             trainer.save_checkpoint(checkpoint)
