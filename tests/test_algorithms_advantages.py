@@ -110,6 +110,8 @@ def test_pass_at_1_is_population_std_grpo():
         ("asym_grpo", [[1, 0]], {"beta_neg": float("nan")}, "beta_neg must be"),
         ("asym_grpo", [[1, 0]], {"flip": "both"}, "flip must be one of"),
         ("pass_at_k", [[1, 0, 0, 0]], {"k": 5}, "k must be <= the group size"),
+        ("asym_grpo", [[1, 0]], {"scale_pos": -0.1}, "scale_pos must be a number in [0, 10]"),
+        ("group_norm", [[1, 0]], {"scale_neg": float("inf")}, "scale_neg must be"),
         ("nope", [[1, 0]], {}, "unknown advantage estimator"),
     ],
 )
@@ -125,6 +127,29 @@ def test_shaped_rewards_are_refused():
 
 def test_reinforce_works_without_a_group():
     assert adv("reinforce", [[1], [0]]) == [[1.0], [-1.0]]
+
+
+@pytest.mark.parametrize(
+    "name,correct,wrong",
+    [
+        ("w_reinforce", 0.1, -1.0),  # Zhu et al. 2025: +lambda / -1, lambda = 0.1
+        ("psr", 1.0, 0.0),  # positive samples only
+        ("nsr", 0.0, -1.0),  # negative samples only
+    ],
+)
+def test_weighted_reinforce_family(name, correct, wrong):
+    # every group composition, the all-same ones included, gets the constant pair; no group needed
+    rows = [[1, 0, 0, 1], [1, 1, 1, 1], [0, 0, 0, 0]]
+    want = [correct if r else wrong for row in rows for r in row]
+    assert sum(adv(name, rows), []) == pytest.approx(want)
+    assert sum(adv(name, [[1], [0]]), []) == pytest.approx([correct, wrong])
+
+
+def test_channel_weights_scale_any_estimator():
+    # GRPO on 1 of 4 correct is (1.5, -0.5, -0.5, -0.5); weights 2 and 0.5 give (3, -0.25, ...)
+    assert adv("group_norm", [[1, 0, 0, 0]], scale_pos=2.0, scale_neg=0.5)[0] == pytest.approx(
+        [3.0, -0.25, -0.25, -0.25], abs=1e-5
+    )
 
 
 def test_registering_twice_raises():
@@ -160,7 +185,8 @@ def oracle(name: str, rewards: list[int], opts: AdvantageOptions) -> list[float]
             out.append(0.0 if sigma == 0 else (sum(mine) / len(mine) - mean_pass) / sigma)
         else:
             out.append(_asym_oracle(r, p, g, opts))
-    return out
+    # channel weights: the correct rollouts' values times scale_pos, the wrong ones' times scale_neg
+    return [value * (opts.scale_pos if r else opts.scale_neg) for value, r in zip(out, rewards)]
 
 
 def _asym_oracle(r: int, p: float, g: int, opts: AdvantageOptions) -> float:
@@ -197,10 +223,13 @@ beta = st.floats(min_value=0.0, max_value=4.0, allow_nan=False)
     beta_neg=beta,
     flip=st.sampled_from(["none", "pos", "neg"]),
     k=st.integers(1, 12),
+    scales=st.tuples(st.sampled_from([1.0, 0.0, 0.1, 2.5]), st.sampled_from([1.0, 0.0, 0.3, 10.0])),
 )
-def test_vectorised_code_equals_oracle_and_is_finite(rows, name, beta_pos, beta_neg, flip, k):
+def test_vectorised_code_equals_oracle_and_is_finite(rows, name, beta_pos, beta_neg, flip, k, scales):
     g = len(rows[0])
-    opts = AdvantageOptions(beta_pos=beta_pos, beta_neg=beta_neg, flip=flip, k=min(k, g))
+    opts = AdvantageOptions(
+        beta_pos=beta_pos, beta_neg=beta_neg, flip=flip, k=min(k, g), scale_pos=scales[0], scale_neg=scales[1]
+    )
     got = compute_advantages(name, torch.tensor(rows), opts)
     assert torch.isfinite(got).all()
     for row, got_row in zip(rows, got.tolist()):

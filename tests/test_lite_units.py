@@ -89,3 +89,40 @@ def test_claim_verdicts_compare_difference_with_seed_noise():
     assert by_claim[("Neg-only", "entropy_late")] == "does not hold"
     # Equal accuracies: a strict "beats" claim does not hold.
     assert by_claim[("Pos-only", "val_acc_ema")] == "does not hold"
+
+
+def _parse(argv: list[str]):
+    from asym_openrlhf.lite.train import settings_from_args
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    return settings_from_args(parser.parse_args(argv))
+
+
+def test_the_launchers_flag_names_set_the_same_settings():
+    """A command moves between `asym-rl lite` and the OpenRLHF launcher with the shared flags unchanged."""
+    # (lite's name, the launcher's name, value(s)) for every setting the two paths share
+    shared = [
+        ("--advantage_estimator", "--algo.advantage.estimator", "asym_grpo"),
+        ("--asym.beta_pos", "--asym.beta_pos", "0.7"),
+        ("--asym.scale_pos", "--asym.scale_pos", "0.5"),
+        ("--seed", "--train.seed", "3"),
+        ("--group_size", "--rollout.n_samples_per_prompt", "4"),
+        ("--prompts_per_step", "--rollout.batch_size", "8"),
+        ("--lr", "--actor.adam.lr", "1e-4"),
+        ("--max_grad_norm", "--actor.max_norm", "0.5"),
+        ("--eps_clip_low_high", "--actor.eps_clip_low_high", "0.2 0.28"),
+        ("--entropy_coef", "--actor.entropy_coef", "0.001"),
+        ("--entropy_adv_alpha", "--entropy_adv.alpha", "0.4"),
+        ("--entropy_adv_kappa", "--entropy_adv.kappa", "3"),
+        ("--temperature", "--rollout.temperature", "0.9"),
+        ("--max_new_tokens", "--rollout.max_new_tokens", "10"),
+        ("--eval_every", "--eval.steps", "5"),
+        ("--save_every", "--ckpt.save_steps", "7"),
+        ("--model", "--actor.model_name_or_path", str(TIERS["quick"].checkpoint_dir)),
+    ]
+    lite_names = [item for ours, _, value in shared for item in (ours, *value.split())]
+    launcher_names = [item for _, theirs, value in shared for item in (theirs, *value.split())]
+    ours, theirs = _parse(lite_names), _parse(launcher_names)
+    assert ours == theirs and ours != _parse([])
+    assert (ours.group_size, ours.options.scale_pos, ours.eps_high) == (4, 0.5, 0.28)

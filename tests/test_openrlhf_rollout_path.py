@@ -237,7 +237,7 @@ def test_upstream_rollouts_become_our_advantages_metrics_and_loss(setup, engines
     assert "actor/logp_adv_cov" in metrics
     # Distinct correct responses per correct rollout, from the response tokens of the real experiences.
     by_index = {
-        index: (score, tuple(e.sequences[row, 1:][e.action_mask[row].bool()].tolist()))
+        index: (score, tuple(e.sequences[row, -e.action_mask.shape[1] :][e.action_mask[row].bool()].tolist()))
         for e in experiences
         for row, (index, score) in enumerate(zip(e.index, e.scores.tolist()))
     }

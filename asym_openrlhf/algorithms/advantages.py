@@ -17,7 +17,9 @@ Registry entries (``ESTIMATORS``), names as OpenRLHF uses them where it has the 
 ``pass_at_k``      Pass@K training (Chen et al. 2025), option ``k``.
 presets            ``reinforce`` (0, 0), ``pos_only`` (0.5, 0), ``neg_only`` (0, 0.5), ``symmetric``
                    (0.7, 0.7), ``main`` (0.9, 0.4), ``main_clip_higher`` (0.9, 0.3), ``ent_decrease`` and
-                   ``ent_increase`` (0.5, 0.5 flipped): AsymGRPO with fixed options.
+                   ``ent_increase`` (0.5, 0.5 flipped): AsymGRPO with fixed options. ``w_reinforce``
+                   (+0.1/-1), ``psr`` (+1/0), ``nsr`` (0/-1): REINFORCE with channel weights (Zhu et al.).
+every estimator    options ``scale_pos`` / ``scale_neg`` multiply its correct / wrong curve.
 =================  =====================================================================================
 
 >>> import torch
@@ -35,6 +37,7 @@ import torch
 
 FLIPS = ("none", "pos", "neg")
 MAX_BETA = 4.0  # β beyond this only magnifies float error; SPEC guarantees finiteness on [0, 4].
+MAX_SCALE = 10.0  # a channel weight is a few times 1 at most; 10 catches a typo such as 100 for 1.00
 GRPO_STD_EPS = 1e-6  # as verl and TRL; OpenRLHF uses 1e-9. Only matters for all-same groups, where A = 0.
 
 
@@ -50,12 +53,17 @@ class AdvantageOptions:
         flip: "none"; "pos" reflects the positive curve around p = 0.5 (EntDecrease); "neg" reflects the
             negative curve (EntIncrease). Appendix D, boundary values by linear extension (Eq. 15/16).
         k: K of Pass@K training, 1 <= K <= G. K = 1 is GRPO with the population std.
+        scale_pos, scale_neg: channel weights, multiplying the correct and the wrong rollouts' curve of any
+            estimator (default 1). W-REINFORCE (Zhu et al. 2025, arXiv 2506.01347) is REINFORCE with
+            scale_pos = λ = 0.1; PSR keeps only the positive channel (scale_neg = 0), NSR only the negative.
     """
 
     beta_pos: float = 0.9
     beta_neg: float = 0.4
     flip: str = "none"
     k: int = 5
+    scale_pos: float = 1.0
+    scale_neg: float = 1.0
 
     def validate(self, group_size: int | None = None) -> None:
         """Raise ``ValueError`` naming the option that is out of range."""
@@ -65,6 +73,10 @@ class AdvantageOptions:
                 raise ValueError(f"{name} must be a number in [0, {MAX_BETA:g}], got {value!r}")
         if self.flip not in FLIPS:
             raise ValueError(f"flip must be one of {', '.join(FLIPS)}, got {self.flip!r}")
+        for name in ("scale_pos", "scale_neg"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and 0.0 <= value <= MAX_SCALE):
+                raise ValueError(f"{name} must be a number in [0, {MAX_SCALE:g}], got {value!r}")
         if not isinstance(self.k, int) or self.k < 1:
             raise ValueError(f"k must be an integer >= 1, got {self.k!r}")
         if group_size is not None and self.k > group_size:
@@ -228,6 +240,10 @@ PRESETS: dict[str, dict] = {
     "main_clip_higher": dict(beta_pos=0.9, beta_neg=0.3, flip="none"),
     "ent_decrease": dict(beta_pos=0.5, beta_neg=0.5, flip="pos"),
     "ent_increase": dict(beta_pos=0.5, beta_neg=0.5, flip="neg"),
+    # Zhu et al. 2025 (arXiv 2506.01347): REINFORCE's ±1 with the channels weighted.
+    "w_reinforce": dict(beta_pos=0.0, beta_neg=0.0, flip="none", scale_pos=0.1, scale_neg=1.0),
+    "psr": dict(beta_pos=0.0, beta_neg=0.0, flip="none", scale_pos=1.0, scale_neg=0.0),
+    "nsr": dict(beta_pos=0.0, beta_neg=0.0, flip="none", scale_pos=0.0, scale_neg=1.0),
 }
 _PRESET_NOTES = {
     "reinforce": "REINFORCE, +1/-1 (Eq. 5)",
@@ -238,15 +254,22 @@ _PRESET_NOTES = {
     "main_clip_higher": "AsymGRPO for use with clip-higher (eps_high 0.28)",
     "ent_decrease": "EntDecrease: GRPO with the positive curve flipped",
     "ent_increase": "EntIncrease: GRPO with the negative curve flipped",
+    "w_reinforce": "W-REINFORCE (Zhu et al. 2025): +lambda/-1, lambda = 0.1",
+    "psr": "PSR (Zhu et al. 2025): positive samples only, +1/0",
+    "nsr": "NSR (Zhu et al. 2025): negative samples only, 0/-1",
 }
+# The weighted REINFORCE family needs no group, like REINFORCE itself.
+_NO_GROUP_PRESETS = {"reinforce", "w_reinforce", "psr", "nsr"}
 for _name, _fixed in PRESETS.items():
     register_estimator(
         _name,
         f"{_PRESET_NOTES[_name]}: asym_grpo({_fixed['beta_pos']:g}, {_fixed['beta_neg']:g}"
-        + (f", flip={_fixed['flip']})" if _fixed["flip"] != "none" else ")"),
+        + (f", flip={_fixed['flip']}" if _fixed["flip"] != "none" else "")
+        + "".join(f", {key}={_fixed[key]:g}" for key in ("scale_pos", "scale_neg") if key in _fixed)
+        + ")",
         fixed=_fixed,
-        # REINFORCE needs no group; every other curve depends on the group accuracy.
-        min_group_size=1 if _name == "reinforce" else 2,
+        # REINFORCE and its weighted family need no group; every other curve depends on the group accuracy.
+        min_group_size=1 if _name in _NO_GROUP_PRESETS else 2,
         curves=_asym_curves,
     )
 
@@ -268,6 +291,8 @@ def advantage_curves(
     opts = estimator.resolve(options)
     opts.validate(group_size if "k" in estimator.reads else None)
     adv_pos, adv_neg = estimator.curves(group_size, opts)
+    # Channel weights apply to every estimator's curves alike (W-REINFORCE, PSR, NSR, or any weighting).
+    adv_pos, adv_neg = adv_pos * opts.scale_pos, adv_neg * opts.scale_neg
     # Slots that belong to no rollout (no correct one at c = 0, no wrong one at c = G) are 0 by convention,
     # whatever a formula gives there; "+ 0.0" turns -0.0 into 0.0 for printing.
     adv_pos, adv_neg = adv_pos.clone() + 0.0, adv_neg.clone() + 0.0

@@ -13,6 +13,7 @@ from asym_openrlhf.algorithms.advantages import (
     ESTIMATORS,
     FLIPS,
     MAX_BETA,
+    MAX_SCALE,
     AdvantageOptions,
     advantage_curves,
 )
@@ -24,6 +25,8 @@ OPTION_FLAGS = {
     "beta_neg": "--asym.beta_neg",
     "flip": "--asym.flip",
     "k": "--pass_k.k",
+    "scale_pos": "--asym.scale_pos",
+    "scale_neg": "--asym.scale_neg",
 }
 
 
@@ -64,6 +67,17 @@ def add_estimator_flags(
         metavar="{" + ",".join(FLIPS) + "}",
         help="reflect a curve around p = 0.5 (App. D): pos = EntDecrease, neg = EntIncrease; default none.",
     )
+    for side, rollouts in (("pos", "correct"), ("neg", "wrong")):
+        parser.add_argument(
+            f"--asym.scale_{side}",
+            dest=f"asym_scale_{side}",
+            type=float,
+            default=None,
+            metavar="W",
+            help=f"channel weight: multiplies the {rollouts} rollouts' advantage curve of any estimator, in "
+            f"[0, {MAX_SCALE:g}]; default 1. W-REINFORCE (Zhu et al. 2025, arXiv 2506.01347) is "
+            "--advantage_estimator w_reinforce (+lambda / -1, lambda = 0.1); psr and nsr keep one channel.",
+        )
     parser.add_argument(
         "--pass_k.k",
         dest="pass_k_k",
@@ -92,6 +106,8 @@ def estimator_from_args(
         "beta_neg": args.asym_beta_neg,
         "flip": args.asym_flip,
         "k": args.pass_k_k,
+        "scale_pos": args.asym_scale_pos,
+        "scale_neg": args.asym_scale_neg,
     }
     given = {key: value for key, value in given.items() if value is not None}
     estimator = ESTIMATORS[name]

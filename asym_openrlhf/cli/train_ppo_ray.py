@@ -42,6 +42,8 @@ OUR_OPTION_FLAGS = {
     "asym_beta_neg": "--asym.beta_neg",
     "asym_flip": "--asym.flip",
     "pass_k_k": "--pass_k.k",
+    "asym_scale_pos": "--asym.scale_pos",
+    "asym_scale_neg": "--asym.scale_neg",
 }
 
 
@@ -114,6 +116,8 @@ def resolve_settings(ours: argparse.Namespace, args) -> SimpleNamespace:
         beta_neg=None,
         flip=None,
         k=None,
+        scale_pos=None,
+        scale_neg=None,
         entropy_adv_alpha=ours.entropy_adv_alpha,
         entropy_adv_kappa=ours.entropy_adv_kappa,
         loss_aggregation="seq_sum_constant" if name == "dr_grpo" else "token_mean",
@@ -147,6 +151,7 @@ def resolve_settings(ours: argparse.Namespace, args) -> SimpleNamespace:
         settings.estimator = name
         settings.beta_pos, settings.beta_neg = options.beta_pos, options.beta_neg
         settings.flip, settings.k = options.flip, options.k
+        settings.scale_pos, settings.scale_neg = options.scale_pos, options.scale_neg
         if args.algo.kl.init_coef > 0 and not args.algo.kl.use_loss:
             _refuse(
                 "--algo.kl.init_coef",

@@ -22,7 +22,12 @@ from asym_openrlhf.integration.upstream import RemoteExperienceMaker
 def advantage_options(settings: SimpleNamespace) -> AdvantageOptions:
     """The estimator options the launcher resolved and attached to ``args.asym``."""
     return AdvantageOptions(
-        beta_pos=settings.beta_pos, beta_neg=settings.beta_neg, flip=settings.flip, k=settings.k
+        beta_pos=settings.beta_pos,
+        beta_neg=settings.beta_neg,
+        flip=settings.flip,
+        k=settings.k,
+        scale_pos=settings.scale_pos,
+        scale_neg=settings.scale_neg,
     )
 
 

@@ -39,11 +39,14 @@ def rollout_metrics(experiences, group_size: int) -> dict[str, float]:
         return {}
     correct = regroup(experiences, lambda e: e.scores, group_size)[0].bool()  # (P, G)
     metrics = {"rollout/accuracy": correct.float().mean().item(), **solved_fractions(correct)}
-    # Each rollout's response tokens (action_mask covers sequences[:, 1:]), in prompt-group order.
+    # Each rollout's response tokens, in prompt-group order. The action mask covers the last A tokens of the
+    # sequences, as upstream's Actor.forward reads it (log_probs[:, -A:]).
     responses = {}
     for e in experiences:
         for row, index in enumerate(e.index):
-            responses[index] = tuple(e.sequences[row, 1:][e.action_mask[row].bool()].tolist())
+            responses[index] = tuple(
+                e.sequences[row, -e.action_mask.shape[1] :][e.action_mask[row].bool()].tolist()
+            )
     grouped = [[responses[p * group_size + g] for g in range(group_size)] for p in range(correct.shape[0])]
     unique = unique_correct_fraction(grouped, correct)
     if unique is not None:

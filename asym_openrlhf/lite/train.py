@@ -53,7 +53,11 @@ RESUMABLE_CHANGES = {"steps", "save_every", "output_dir", "threads"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_estimator_flags(parser, default="main")
+    # Where the OpenRLHF launcher has a flag for the same setting, lite takes its name too (the second one
+    # given to each flag below), so that those flags move between the two paths unchanged.
+    add_estimator_flags(
+        parser, estimator_flags=("--advantage_estimator", "--algo.advantage.estimator"), default="main"
+    )
     group = parser.add_argument_group("run")
     group.add_argument(
         "--quick",
@@ -67,7 +71,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--output_dir", default="outputs/lite", help="where metrics, checkpoints and the final policy go"
     )
     group.add_argument(
-        "--seed", type=int, default=0, help="seed of prompt order, sampling and mini-batch order"
+        "--seed",
+        "--train.seed",
+        dest="seed",
+        type=int,
+        default=0,
+        help="seed of prompt order, sampling and mini-batch order",
     )
     group.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default cpu)")
     group.add_argument(
@@ -78,14 +87,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "stall when other processes share the cores (measured 0.75 s vs 8 s a step on a loaded 2-core box)",
     )
     group.add_argument(
-        "--eval_every", type=int, default=10, help="greedy held-out eval every N steps (and at 0 and the end)"
+        "--eval_every",
+        "--eval.steps",
+        dest="eval_every",
+        type=int,
+        default=10,
+        help="greedy held-out eval every N steps (and at 0 and the end)",
     )
     group.add_argument(
-        "--save_every", type=int, default=20, help="write a resumable checkpoint every N steps"
+        "--save_every",
+        "--ckpt.save_steps",
+        dest="save_every",
+        type=int,
+        default=20,
+        help="write a resumable checkpoint every N steps",
     )
     group = parser.add_argument_group("model and task")
     group.add_argument(
         "--model",
+        "--actor.model_name_or_path",
+        dest="model",
         default=None,
         metavar="DIR",
         help="a local HF causal-LM directory (model + tokenizer); default: the shipped warm-start checkpoint",
@@ -108,12 +129,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--max_new_tokens",
+        "--rollout.max_new_tokens",
+        dest="max_new_tokens",
         type=int,
         default=None,
         help="response length limit; default 12 (addition), 1024 (math)",
     )
     group.add_argument(
-        "--temperature", type=float, default=1.0, help="sampling temperature of rollouts (> 0); default 1.0"
+        "--temperature",
+        "--rollout.temperature",
+        dest="temperature",
+        type=float,
+        default=1.0,
+        help="sampling temperature of rollouts (> 0); default 1.0",
     )
     group.add_argument(
         "--dtype", choices=("float32", "bfloat16"), default="float32", help="model dtype (default float32)"
@@ -122,9 +150,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--grade_timeout_s", type=float, default=5.0, help="math grader time limit per response"
     )
     group = parser.add_argument_group("RL (paper symbols in SPEC §3)")
-    group.add_argument("--group_size", type=int, default=8, help="G, rollouts per prompt (>= 2); default 8")
     group.add_argument(
-        "--prompts_per_step", type=int, default=16, help="prompts per rollout batch; default 16"
+        "--group_size",
+        "--rollout.n_samples_per_prompt",
+        dest="group_size",
+        type=int,
+        default=8,
+        help="G, rollouts per prompt (>= 2); default 8",
+    )
+    group.add_argument(
+        "--prompts_per_step",
+        "--rollout.batch_size",
+        dest="prompts_per_step",
+        type=int,
+        default=16,
+        help="prompts per rollout batch; default 16",
     )
     group.add_argument(
         "--mini_batches",
@@ -132,12 +172,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=2,
         help="optimizer steps per rollout batch (off-policy when > 1); default 2",
     )
-    group.add_argument("--lr", type=float, default=2e-4, help="AdamW learning rate; default 2e-4")
     group.add_argument(
-        "--max_grad_norm", type=float, default=1.0, help="gradient clipping norm (0 = off); default 1.0"
+        "--lr",
+        "--actor.adam.lr",
+        dest="lr",
+        type=float,
+        default=2e-4,
+        help="AdamW learning rate; default 2e-4",
+    )
+    group.add_argument(
+        "--max_grad_norm",
+        "--actor.max_norm",
+        dest="max_grad_norm",
+        type=float,
+        default=1.0,
+        help="gradient clipping norm (0 = off); default 1.0",
     )
     group.add_argument(
         "--eps_clip_low_high",
+        "--actor.eps_clip_low_high",
+        dest="eps_clip_low_high",
         type=float,
         nargs=2,
         default=(0.2, 0.2),
@@ -152,18 +206,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--entropy_coef",
+        "--actor.entropy_coef",
+        dest="entropy_coef",
         type=float,
         default=0.0,
         help="entropy regularization c: loss - c*H (paper 0.001); default 0",
     )
     group.add_argument(
         "--entropy_adv_alpha",
+        "--entropy_adv.alpha",
+        dest="entropy_adv_alpha",
         type=float,
         default=0.0,
         help="Entropy Advantage alpha: A_t + min(alpha*H_t, |A|/kappa) (paper 0.4); default 0 = off",
     )
     group.add_argument(
-        "--entropy_adv_kappa", type=float, default=2.0, help="Entropy Advantage kappa (> 1); default 2"
+        "--entropy_adv_kappa",
+        "--entropy_adv.kappa",
+        dest="entropy_adv_kappa",
+        type=float,
+        default=2.0,
+        help="Entropy Advantage kappa (> 1); default 2",
     )
     group.add_argument(
         "--control_advantages",
@@ -217,7 +280,9 @@ class Settings:
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
     """Validate the flags; a bad value raises ``ValueError`` with one line naming its flag."""
-    name, options = estimator_from_args(args, args.group_size, "--group_size")
+    name, options = estimator_from_args(
+        args, args.group_size, "--group_size (--rollout.n_samples_per_prompt)"
+    )
     tier = TIERS["quick" if args.quick else "default"]
     checks = [
         ("--steps", args.steps is None or args.steps >= 1, "must be >= 1"),
