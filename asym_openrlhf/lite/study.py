@@ -31,7 +31,13 @@ METHODS = {
     "EntIncrease": dict(advantage_estimator="ent_increase"),
     "EntDecrease": dict(advantage_estimator="ent_decrease"),
     "REINFORCE+EntReg": dict(advantage_estimator="reinforce", entropy_coef=None),  # coef from --entropy_coef
+    # Beyond the paper (Zhu et al. 2025), on request with --methods: REINFORCE with weighted channels.
+    "W-REINFORCE": dict(advantage_estimator="w_reinforce"),
+    "PSR": dict(advantage_estimator="psr"),
+    "NSR": dict(advantage_estimator="nsr"),
 }
+# The paper's Section 3 set: what the study runs by default.
+DEFAULT_METHODS = [label for label in METHODS if label not in ("W-REINFORCE", "PSR", "NSR")]
 BUDGETS = {"quick": dict(steps=60, seeds=2, eval_every=5), "full": dict(steps=200, seeds=3, eval_every=10)}
 _QUICK, _FULL = BUDGETS["quick"], BUDGETS["full"]
 COV_STEPS = 40  # Fig. 1(c) averages the first 40 steps
@@ -52,7 +58,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--quick", dest="budget", action="store_const", const="quick", help="same as --budget quick"
     )
     parser.add_argument(
-        "--methods", default=",".join(METHODS), help=f"comma-separated subset of: {', '.join(METHODS)}"
+        "--methods",
+        default=",".join(DEFAULT_METHODS),
+        help=f"comma-separated subset of: {', '.join(METHODS)}; default: the paper's {', '.join(DEFAULT_METHODS)}",
     )
     parser.add_argument("--steps", type=int, default=None, help="RL steps per run (overrides the budget's)")
     parser.add_argument(
