@@ -14,6 +14,7 @@ from asym_openrlhf.algorithms.advantages import (
     AdvantageOptions,
     advantage_curves,
     compute_advantages,
+    options_at,
     register_estimator,
 )
 
@@ -271,3 +272,36 @@ def test_device_and_dtype_follow_the_input():
     correct = torch.tensor([[True, False, False]])
     out = compute_advantages("main", correct)
     assert out.dtype == torch.float32 and out.device == correct.device and out.shape == (1, 3)
+
+
+# ---------------------------------------------------------------- beta schedules
+
+
+@pytest.mark.parametrize(
+    "schedule,step,want_neg",
+    [
+        ("linear", 0, 0.4),  # the first step has the start value
+        ("linear", 5, 0.7),  # halfway through 11 steps (0..10): 0.4 + 0.6 * 5/10
+        ("linear", 10, 1.0),  # the last step has the end value
+        ("cosine", 5, 0.7),  # (1 - cos(pi/2)) / 2 = 1/2 at the midpoint too
+        ("cosine", 2, 0.4 + 0.6 * (1 - math.cos(math.pi * 0.2)) / 2),  # slow at the start: 0.457
+        ("linear", 50, 1.0),  # past the end: held at the end
+    ],
+)
+def test_options_at_moves_beta_along_its_schedule(schedule, step, want_neg):
+    opts = AdvantageOptions(beta_pos=0.9, beta_neg=0.4, beta_schedule=schedule, beta_neg_end=1.0)
+    at = options_at(opts, step, 11)
+    assert (at.beta_pos, at.beta_neg) == pytest.approx((0.9, want_neg))  # no beta_pos_end: beta+ stays
+    assert at.beta_schedule == "constant" and options_at(at, 0, 11) == at  # resolving again changes nothing
+
+
+def test_constant_options_are_untouched_and_bad_schedules_raise():
+    assert options_at(AdvantageOptions(), 7, 10) == AdvantageOptions()
+    for bad, message in (
+        (dict(beta_schedule="step"), "beta_schedule must be one of"),
+        (dict(beta_schedule="linear"), "beta_schedule needs an end value"),
+        (dict(beta_pos_end=0.5), "beta_schedule needs an end value"),
+        (dict(beta_schedule="linear", beta_pos_end=4.5), "beta_pos_end must be a number in"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            AdvantageOptions(**bad).validate()

@@ -124,3 +124,13 @@ def test_bad_flag_is_one_line_naming_it(tmp_path):
     )
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == ["asym-rl lite: error: --mini_batches: must be >= 1"]
+
+
+def test_a_beta_schedule_is_logged_as_it_moves(tmp_path):
+    """`--asym.beta_schedule linear` over 4 steps: beta- goes 0.4, 0.6, 0.8, 1.0 in metrics.jsonl."""
+    schedule = dict(asym_beta_schedule="linear", asym_beta_neg_end=1.0)
+    settings = _quick(tmp_path, steps=4, eval_every=4, advantage_estimator="asym_grpo", **schedule)
+    train(settings, progress=False)
+    rows = _rows(tmp_path)[1:]
+    assert [row["actor/beta_neg"] for row in rows] == pytest.approx([0.4, 0.6, 0.8, 1.0])
+    assert {row["actor/beta_pos"] for row in rows} == {0.9}

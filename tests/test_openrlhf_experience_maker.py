@@ -182,3 +182,39 @@ def test_rollout_metrics_match_the_metric_functions_on_regrouped_samples():
     assert metrics["actor/logp_adv_cov"] == pytest.approx(covariance.mean().item(), abs=1e-6)
     assert metrics["actor/logp_adv_cov/c8"] == pytest.approx(0.0, abs=1e-7)  # all-same group: A constant
     assert metrics["actor/logp_adv_cov/c1"] == pytest.approx(covariance[1].item(), abs=1e-6)
+
+
+def test_a_beta_schedule_moves_beta_with_the_trainers_step():
+    """The launcher's schedule flags reach the experience maker; at the step the trainer set, the advantages
+    are the registry's at the scheduled beta (linear: beta_neg 0.4 -> 1.0 over 5 steps, 0.7 at step 2)."""
+    args = make_args(
+        "--advantage_estimator", "asym_grpo", "--asym.beta_pos", "0.9", "--asym.beta_neg", "0.4",
+        "--asym.beta_schedule", "linear", "--asym.beta_neg_end", "1.0", "--asym.scale_pos", "0.5",
+    )  # fmt: skip
+    maker = make_maker(AsymExperienceMaker, args)
+    maker.step, maker.total_steps = 2, 5
+    experiences = maker.compute_advantages_and_returns(make_experiences(CORRECT))
+    want = compute_advantages(
+        "asym_grpo", CORRECT, AdvantageOptions(beta_pos=0.9, beta_neg=0.7, scale_pos=0.5)
+    ).reshape(-1)
+    for e in experiences:
+        got = e.advantages.sum(-1) / e.action_mask.sum(-1)  # the same value on every response token
+        assert torch.allclose(got, want[e.index], atol=1e-6)
+    assert (maker.latest_options.beta_pos, maker.latest_options.beta_neg) == pytest.approx((0.9, 0.7))
+
+
+@pytest.mark.parametrize(
+    "flags,flag",
+    [
+        (
+            ["--advantage_estimator", "main", "--asym.beta_schedule", "linear", "--asym.beta_pos_end", "0"],
+            "--asym.beta_schedule",
+        ),
+        (["--advantage_estimator", "asym_grpo", "--asym.beta_schedule", "linear"], "--asym.beta_schedule"),
+        (["--advantage_estimator", "asym_grpo", "--asym.beta_neg_end", "5"], "--asym.beta_neg_end"),
+        (["--advantage_estimator", "group_norm", "--asym.scale_pos", "2"], "--asym.scale_pos"),
+    ],
+)
+def test_bad_schedule_or_weight_flags_are_refused_naming_the_flag(flags, flag):
+    with pytest.raises(ValueError, match=f"^{flag}"):
+        make_args(*flags)

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field, fields, replace
 import torch
 
 FLIPS = ("none", "pos", "neg")
+BETA_SCHEDULES = ("constant", "linear", "cosine")
 MAX_BETA = 4.0  # β beyond this only magnifies float error; SPEC guarantees finiteness on [0, 4].
 MAX_SCALE = 10.0  # a channel weight is a few times 1 at most; 10 catches a typo such as 100 for 1.00
 GRPO_STD_EPS = 1e-6  # as verl and TRL; OpenRLHF uses 1e-9. Only matters for all-same groups, where A = 0.
@@ -56,6 +57,9 @@ class AdvantageOptions:
         scale_pos, scale_neg: channel weights, multiplying the correct and the wrong rollouts' curve of any
             estimator (default 1). W-REINFORCE (Zhu et al. 2025, arXiv 2506.01347) is REINFORCE with
             scale_pos = λ = 0.1; PSR keeps only the positive channel (scale_neg = 0), NSR only the negative.
+        beta_schedule, beta_pos_end, beta_neg_end: move β+ / β− from beta_pos / beta_neg at the first training
+            step to the end values at the last ("linear" or "cosine"; an end left None keeps that β fixed).
+            ``options_at`` resolves them for a step; the curves read only the resolved β.
     """
 
     beta_pos: float = 0.9
@@ -64,6 +68,9 @@ class AdvantageOptions:
     k: int = 5
     scale_pos: float = 1.0
     scale_neg: float = 1.0
+    beta_schedule: str = "constant"
+    beta_pos_end: float | None = None
+    beta_neg_end: float | None = None
 
     def validate(self, group_size: int | None = None) -> None:
         """Raise ``ValueError`` naming the option that is out of range."""
@@ -77,10 +84,58 @@ class AdvantageOptions:
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and 0.0 <= value <= MAX_SCALE):
                 raise ValueError(f"{name} must be a number in [0, {MAX_SCALE:g}], got {value!r}")
+        if self.beta_schedule not in BETA_SCHEDULES:
+            raise ValueError(
+                f"beta_schedule must be one of {', '.join(BETA_SCHEDULES)}, got {self.beta_schedule!r}"
+            )
+        ends = [name for name in ("beta_pos_end", "beta_neg_end") if getattr(self, name) is not None]
+        for name in ends:
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and 0.0 <= value <= MAX_BETA):
+                raise ValueError(f"{name} must be a number in [0, {MAX_BETA:g}], got {value!r}")
+        if (self.beta_schedule == "constant") != (not ends):
+            raise ValueError(
+                "beta_schedule needs an end value (beta_pos_end and/or beta_neg_end), and an end value needs "
+                f"a beta_schedule other than constant; got beta_schedule={self.beta_schedule!r}, ends {ends}"
+            )
         if not isinstance(self.k, int) or self.k < 1:
             raise ValueError(f"k must be an integer >= 1, got {self.k!r}")
         if group_size is not None and self.k > group_size:
             raise ValueError(f"k must be <= the group size G = {group_size}, got k = {self.k}")
+
+
+def options_at(options: AdvantageOptions, step: int, total_steps: int) -> AdvantageOptions:
+    """``options`` with β+ / β− moved along their schedule to training step ``step`` of ``total_steps``.
+
+    Step 0 (the first update) has the start values and step ``total_steps - 1`` (the last) the end values;
+    linear moves at a constant rate, cosine as (1 - cos(pi t)) / 2, slow at both ends. The result has a
+    constant schedule, so resolving it again changes nothing.
+    """
+    if options.beta_schedule == "constant":
+        return options
+    t = min(max(step / max(total_steps - 1, 1), 0.0), 1.0)
+    weight = t if options.beta_schedule == "linear" else (1 - math.cos(math.pi * t)) / 2
+
+    def move(start: float, end: float | None) -> float:
+        return start if end is None else start + (end - start) * weight
+
+    return replace(
+        options,
+        beta_pos=move(options.beta_pos, options.beta_pos_end),
+        beta_neg=move(options.beta_neg, options.beta_neg_end),
+        beta_schedule="constant",
+        beta_pos_end=None,
+        beta_neg_end=None,
+    )
+
+
+def beta_metrics(name: str, options: AdvantageOptions) -> dict[str, float]:
+    """``actor/beta_pos`` / ``actor/beta_neg`` for an estimator that reads β (resolved: presets' values)."""
+    estimator = get_estimator(name)
+    if "beta_pos" not in estimator.reads and "beta_pos" not in estimator.fixed:
+        return {}
+    resolved = estimator.resolve(options)
+    return {"actor/beta_pos": float(resolved.beta_pos), "actor/beta_neg": float(resolved.beta_neg)}
 
 
 CurveFn = Callable[[int, AdvantageOptions], "tuple[torch.Tensor, torch.Tensor]"]

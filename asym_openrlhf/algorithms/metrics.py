@@ -20,6 +20,8 @@ METRICS: dict[str, str] = {
     "actor/entropy_pos": "the same over the response tokens of correct rollouts (informative entropy)",
     "actor/entropy_neg": "the same over the response tokens of wrong rollouts (spurious entropy)",
     "rollout/unique_correct_frac": "over groups with a correct rollout: distinct correct responses / correct ones",
+    "actor/beta_pos": "beta+ the step's advantages used (moves under --asym.beta_schedule)",
+    "actor/beta_neg": "beta- the step's advantages used (moves under --asym.beta_schedule)",
     "actor/pos_logprob_gain": "E[log pi_new(y) - log pi_old(y)] over correct rollouts after the step's update",
     "actor/logp_adv_cov": "mean over groups of Cov_group(length-normalized log pi, A) (App. B, Eq. 12-14)",
     "actor/logp_adv_cov/c{c}": "the same covariance, averaged over groups with c correct rollouts",

@@ -9,7 +9,13 @@ from __future__ import annotations
 import argparse
 import json
 
-from asym_openrlhf.algorithms.advantages import ESTIMATORS, PRESETS, AdvantageOptions, advantage_curves
+from asym_openrlhf.algorithms.advantages import (
+    ESTIMATORS,
+    PRESETS,
+    AdvantageOptions,
+    advantage_curves,
+    options_at,
+)
 from asym_openrlhf.cli.flags import add_estimator_flags, estimator_from_args
 
 
@@ -25,6 +31,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table.")
     parser.add_argument("--plot", metavar="FILE.png", help="also draw both curves against p (Fig. 1 a,b).")
     parser.add_argument("--list", action="store_true", help="list the registered estimators and exit.")
+    parser.add_argument(
+        "--step",
+        type=int,
+        default=None,
+        help="with --asym.beta_schedule: the training step (0-based) whose curves to print; default 0.",
+    )
+    parser.add_argument(
+        "--total_steps",
+        type=int,
+        default=None,
+        help="with --asym.beta_schedule: the run's training steps (needed to place --step); --plot then "
+        "draws the curves at the first, middle and last step.",
+    )
 
 
 def table_rows(name: str, group_size: int, options: AdvantageOptions) -> list[dict]:
@@ -95,6 +114,58 @@ def plot_curves(path: str, name: str, group_size: int, options: AdvantageOptions
     plt.close(fig)
 
 
+def _schedule_steps(args: argparse.Namespace, options: AdvantageOptions) -> list[int]:
+    """``[step]`` to print; validates --step / --total_steps against the schedule (one line naming the flag)."""
+    if options.beta_schedule == "constant":
+        for flag, value in (("--step", args.step), ("--total_steps", args.total_steps)):
+            if value is not None:
+                raise ValueError(f"{flag}: only applies with --asym.beta_schedule linear or cosine")
+        return [0]
+    if args.total_steps is None or args.total_steps < 1:
+        raise ValueError("--total_steps: a beta schedule needs the run's number of training steps (>= 1)")
+    step = 0 if args.step is None else args.step
+    if not 0 <= step < args.total_steps:
+        raise ValueError(f"--step: must be in [0, {args.total_steps - 1}] (0-based), got {step}")
+    return [step]
+
+
+def plot_schedule(path: str, name: str, group_size: int, options: AdvantageOptions, total_steps: int) -> None:
+    """Both curves at the first, middle and last training step of a β schedule."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax_pos, ax_neg) = plt.subplots(1, 2, figsize=(10, 4))
+    for step, color in zip(sorted({0, (total_steps - 1) // 2, total_steps - 1}), ("C0", "C1", "C2")):
+        at_step = options_at(options, step, total_steps)
+        rows = table_rows(name, group_size, at_step)
+        label = f"step {step}: beta+ {at_step.beta_pos:.2f}, beta- {at_step.beta_neg:.2f}"
+        ax_pos.plot(
+            *zip(*[(r["p"], r["adv_pos"]) for r in rows if r["adv_pos"] is not None]),
+            "-o",
+            color=color,
+            label=label,
+        )
+        ax_neg.plot(
+            *zip(*[(r["p"], r["adv_neg"]) for r in rows if r["adv_neg"] is not None]),
+            "-o",
+            color=color,
+            label=label,
+        )
+    for ax, title in ((ax_pos, "(a) correct rollouts: A_pos(p)"), (ax_neg, "(b) wrong rollouts: A_neg(p)")):
+        ax.set_xlabel("group accuracy p")
+        ax.set_title(title)
+        ax.axhline(0, color="grey", linewidth=0.5)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    ax_pos.set_ylabel("advantage")
+    fig.suptitle(f"{name}, {options.beta_schedule} beta schedule over {total_steps} steps, G = {group_size}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def run(args: argparse.Namespace) -> int:
     if args.list:
         for name, estimator in ESTIMATORS.items():
@@ -102,14 +173,19 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.preset is not None:
         args.advantage_estimator = args.preset
-    name, options = estimator_from_args(args, group_size=args.group_size)
+    name, scheduled = estimator_from_args(args, group_size=args.group_size)
+    steps = _schedule_steps(args, scheduled)
+    options = options_at(scheduled, steps[0], args.total_steps or 1)
     rows = table_rows(name, args.group_size, options)
     if args.json:
         print(json.dumps({"estimator": name, "group_size": args.group_size, "rows": rows}, indent=1))
     else:
         print(format_table(name, args.group_size, options, rows))
     if args.plot:
-        plot_curves(args.plot, name, args.group_size, options)
+        if scheduled.beta_schedule == "constant":
+            plot_curves(args.plot, name, args.group_size, options)
+        else:
+            plot_schedule(args.plot, name, args.group_size, scheduled, args.total_steps)
         if not args.json:
             print(f"plot written to {args.plot}")
     return 0

@@ -10,6 +10,7 @@ import argparse
 from dataclasses import fields
 
 from asym_openrlhf.algorithms.advantages import (
+    BETA_SCHEDULES,
     ESTIMATORS,
     FLIPS,
     MAX_BETA,
@@ -27,6 +28,9 @@ OPTION_FLAGS = {
     "k": "--pass_k.k",
     "scale_pos": "--asym.scale_pos",
     "scale_neg": "--asym.scale_neg",
+    "beta_schedule": "--asym.beta_schedule",
+    "beta_pos_end": "--asym.beta_pos_end",
+    "beta_neg_end": "--asym.beta_neg_end",
 }
 
 
@@ -79,6 +83,25 @@ def add_estimator_flags(
             "--advantage_estimator w_reinforce (+lambda / -1, lambda = 0.1); psr and nsr keep one channel.",
         )
     parser.add_argument(
+        "--asym.beta_schedule",
+        dest="asym_beta_schedule",
+        default=None,
+        metavar="{" + ",".join(BETA_SCHEDULES) + "}",
+        help="move beta+ / beta- over the run's training steps, from --asym.beta_pos / --asym.beta_neg at the "
+        "first to --asym.beta_pos_end / --asym.beta_neg_end at the last: linear, or cosine (slow at both ends). "
+        "Beyond the paper, which fixes beta (its Limitations). Default constant.",
+    )
+    for side in ("pos", "neg"):
+        parser.add_argument(
+            f"--asym.beta_{side}_end",
+            dest=f"asym_beta_{side}_end",
+            type=float,
+            default=None,
+            metavar="BETA",
+            help=f"beta_{side} at the last training step under --asym.beta_schedule, in [0, {MAX_BETA:g}]; "
+            "unset: that beta stays fixed.",
+        )
+    parser.add_argument(
         "--pass_k.k",
         dest="pass_k_k",
         type=int,
@@ -108,6 +131,9 @@ def estimator_from_args(
         "k": args.pass_k_k,
         "scale_pos": args.asym_scale_pos,
         "scale_neg": args.asym_scale_neg,
+        "beta_schedule": args.asym_beta_schedule,
+        "beta_pos_end": args.asym_beta_pos_end,
+        "beta_neg_end": args.asym_beta_neg_end,
     }
     given = {key: value for key, value in given.items() if value is not None}
     estimator = ESTIMATORS[name]
@@ -117,6 +143,11 @@ def estimator_from_args(
                 f"{OPTION_FLAGS[key]}: preset {name!r} fixes {key} = {estimator.fixed[key]!r}; "
                 f"use --advantage_estimator asym_grpo to set it yourself"
             )
+    scheduled = given.get("beta_schedule", "constant") != "constant"
+    if scheduled and ("beta_pos" not in estimator.reads or {"beta_pos", "beta_neg"} & set(estimator.fixed)):
+        raise ValueError(
+            f"--asym.beta_schedule: {name!r} has no beta of its own to move; use --advantage_estimator asym_grpo"
+        )
     options = AdvantageOptions(**given)
     try:
         options.validate()

@@ -44,6 +44,9 @@ OUR_OPTION_FLAGS = {
     "pass_k_k": "--pass_k.k",
     "asym_scale_pos": "--asym.scale_pos",
     "asym_scale_neg": "--asym.scale_neg",
+    "asym_beta_schedule": "--asym.beta_schedule",
+    "asym_beta_pos_end": "--asym.beta_pos_end",
+    "asym_beta_neg_end": "--asym.beta_neg_end",
 }
 
 
@@ -118,6 +121,9 @@ def resolve_settings(ours: argparse.Namespace, args) -> SimpleNamespace:
         k=None,
         scale_pos=None,
         scale_neg=None,
+        beta_schedule=None,
+        beta_pos_end=None,
+        beta_neg_end=None,
         entropy_adv_alpha=ours.entropy_adv_alpha,
         entropy_adv_kappa=ours.entropy_adv_kappa,
         loss_aggregation="seq_sum_constant" if name == "dr_grpo" else "token_mean",
@@ -152,6 +158,8 @@ def resolve_settings(ours: argparse.Namespace, args) -> SimpleNamespace:
         settings.beta_pos, settings.beta_neg = options.beta_pos, options.beta_neg
         settings.flip, settings.k = options.flip, options.k
         settings.scale_pos, settings.scale_neg = options.scale_pos, options.scale_neg
+        settings.beta_schedule = options.beta_schedule
+        settings.beta_pos_end, settings.beta_neg_end = options.beta_pos_end, options.beta_neg_end
         if args.algo.kl.init_coef > 0 and not args.algo.kl.use_loss:
             _refuse(
                 "--algo.kl.init_coef",

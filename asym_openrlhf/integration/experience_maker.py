@@ -15,7 +15,7 @@ from types import SimpleNamespace
 
 import torch
 
-from asym_openrlhf.algorithms.advantages import AdvantageOptions, compute_advantages
+from asym_openrlhf.algorithms.advantages import AdvantageOptions, compute_advantages, options_at
 from asym_openrlhf.integration.upstream import RemoteExperienceMaker
 
 
@@ -28,6 +28,9 @@ def advantage_options(settings: SimpleNamespace) -> AdvantageOptions:
         k=settings.k,
         scale_pos=settings.scale_pos,
         scale_neg=settings.scale_neg,
+        beta_schedule=settings.beta_schedule,
+        beta_pos_end=settings.beta_pos_end,
+        beta_neg_end=settings.beta_neg_end,
     )
 
 
@@ -63,6 +66,9 @@ class AsymExperienceMaker(RemoteExperienceMaker):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.latest_experiences = []  # the last batch, for the trainer's post-update metrics
+        # Where a β schedule is: the trainer sets the step before each batch and the run's total once.
+        self.step, self.total_steps = 0, 1
+        self.latest_options = None  # the options the last batch's advantages used (β at that step)
 
     def make_experience_batch(self, rollout_samples):
         self.latest_experiences = super().make_experience_batch(rollout_samples)
@@ -76,7 +82,8 @@ class AsymExperienceMaker(RemoteExperienceMaker):
 
         group_size = self.args.rollout.n_samples_per_prompt
         correct, indices, lengths = regroup(experiences, binary_scores, group_size)  # (P, G)
-        advantages = compute_advantages(settings.estimator, correct, advantage_options(settings))
+        self.latest_options = options_at(advantage_options(settings), self.step, self.total_steps)
+        advantages = compute_advantages(settings.estimator, correct, self.latest_options)
         per_sample = advantages.reshape(-1)[torch.tensor(indices)].split(lengths)
         for experience, advantage in zip(experiences, per_sample):
             mask = experience.action_mask.to(torch.float32)  # (B, A)

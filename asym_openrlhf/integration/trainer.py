@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ray
 
+from asym_openrlhf.algorithms.advantages import beta_metrics
 from asym_openrlhf.algorithms.losses import masked_mean
 from asym_openrlhf.algorithms.metrics import (
     covariance_by_accuracy,
@@ -134,10 +135,22 @@ class AsymPPOTrainer(PPOTrainer):
             tokenizer=self.tokenizer,
             vllm_engines=self.vllm_engines,
         )
+        # Rollout steps of the run (the generator drops each episode's partial batch): a β schedule's length.
+        rollout = self.args.rollout
+        self.experience_maker.total_steps = max(
+            len(self.prompts_dataloader) // rollout.batch_size * self.args.train.num_episodes, 1
+        )
+
+    def train_step(self, rollout_samples, global_step):
+        self.experience_maker.step = global_step  # steps done so far: where a β schedule stands
+        return super().train_step(rollout_samples, global_step)
 
     def _compute_rollout_stats(self, experiences):
         stats = super()._compute_rollout_stats(experiences)
         stats.update(rollout_metrics(experiences, self.args.rollout.n_samples_per_prompt))
+        maker = self.experience_maker
+        if maker.latest_options is not None:  # our estimator ran: the β it used
+            stats.update(beta_metrics(self.args.asym.estimator, maker.latest_options))
         return stats
 
     def ppo_train(self, global_steps):

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from asym_openrlhf.algorithms.advantages import AdvantageOptions, compute_advantages
+from asym_openrlhf.algorithms.advantages import AdvantageOptions, beta_metrics, compute_advantages, options_at
 from asym_openrlhf.algorithms.losses import (
     AGGREGATIONS,
     aggregate_loss,
@@ -467,7 +467,8 @@ class Trainer:
         mask = batch.response_mask.float()  # (B, T)
 
         old_logp, old_entropy = batch.logprobs, batch.entropy  # (B, T) each, from the sampler
-        advantages = compute_advantages(s.estimator, correct, s.options)  # (P, G)
+        options = options_at(s.options, self.step_count, s.steps)  # β at this step, if scheduled
+        advantages = compute_advantages(s.estimator, correct, options)  # (P, G)
         if s.control_advantages == "negate":
             advantages = -advantages
         elif s.control_advantages == "shuffle":
@@ -483,6 +484,7 @@ class Trainer:
             **{f"rollout/acc_hist/c{c}": v for c, v in enumerate(group_accuracy_histogram(correct).tolist())},
             "rollout/response_length": mask.sum(1).mean().item(),
             "actor/entropy": mean_token_entropy(old_entropy, mask).item(),
+            **beta_metrics(s.estimator, options),
             **entropy_pos_neg(entropy_by_correctness(old_entropy, mask, correct.flatten())),
             "rollout/unique_correct_frac": unique_correct_fraction(
                 [responses[i : i + group_size] for i in range(0, len(responses), group_size)], correct
