@@ -134,3 +134,38 @@ def test_a_beta_schedule_is_logged_as_it_moves(tmp_path):
     rows = _rows(tmp_path)[1:]
     assert [row["actor/beta_neg"] for row in rows] == pytest.approx([0.4, 0.6, 0.8, 1.0])
     assert {row["actor/beta_pos"] for row in rows} == {0.9}
+
+
+def test_entropy_targeted_beta_follows_its_rule_and_resumes_with_its_beta(tmp_path):
+    """beta+_{t+1} = clip(beta+_t + rate * (target - H_t), 0, 4), from the logged entropies; a run stopped after
+    step 2's checkpoint and resumed logs exactly what the straight run logged."""
+    control = dict(
+        advantage_estimator="asym_grpo", asym_target_entropy=2.0, asym_adapt_rate=0.5, save_every=2
+    )
+    train(_quick(tmp_path / "straight", steps=4, eval_every=2, **control), progress=False)
+    rows = _rows(tmp_path / "straight")[1:]
+    beta = 0.9
+    for row in rows:
+        assert row["actor/beta_pos"] == pytest.approx(beta) and row["actor/beta_neg"] == 0.4
+        beta = min(max(beta + 0.5 * (2.0 - row["actor/entropy"]), 0.0), 4.0)
+    assert rows[-1]["actor/beta_pos"] > 0.9  # the tiny model's entropy (< 1 nat) is below 2: beta+ rose
+
+    stopped = tmp_path / "stopped"
+    train(_quick(stopped, steps=2, eval_every=2, **control), progress=False)
+    (stopped / "summary.json").unlink()
+    train(_quick(stopped, steps=4, eval_every=2, **control), progress=False)
+    assert _rows(stopped) == _rows(tmp_path / "straight")
+
+
+@pytest.mark.parametrize(
+    "overrides,flag",
+    [
+        (dict(asym_target_entropy=1.0), "--asym.target_entropy"),  # the default estimator is the preset main
+        (dict(advantage_estimator="asym_grpo", asym_target_entropy=-1.0), "--asym.target_entropy"),
+        (dict(advantage_estimator="asym_grpo", asym_target_entropy=1.0, asym_adapt="up"), "--asym.adapt"),
+        (dict(advantage_estimator="asym_grpo", asym_adapt_rate=0.1), "--asym.adapt_rate"),
+    ],
+)
+def test_bad_controller_flags_name_the_flag(overrides, flag):
+    with pytest.raises(ValueError, match=f"^{flag}"):
+        default_settings(**overrides)

@@ -96,3 +96,41 @@ def test_every_logged_name_is_documented():
         "actor/pos_logprob_gain",
     }
     assert logged <= set(METRICS)
+
+
+def test_entropy_controller_moves_beta_between_steps_and_rides_in_the_checkpoint(monkeypatch):
+    """--asym.target_entropy in the trainer actor: the step's actor/entropy sets the next step's beta, which
+    the experience maker uses; upstream's checkpoint client states carry it, and a resume restores it."""
+    from asym_openrlhf.algorithms.control import BetaController
+    from asym_openrlhf.cli.train_ppo_ray import resolve_config
+
+    args = resolve_config(
+        [*upstream_support.LAUNCH_ARGV, "--advantage_estimator", "asym_grpo", "--asym.target_entropy", "1.5",
+         "--asym.adapt_rate", "0.2", "--asym.adapt", "both"]
+    )  # fmt: skip
+    assert args.asym.beta_control == dict(target=1.5, rate=0.2, adapt="both", beta_pos=0.9, beta_neg=0.4)
+    trainer = object.__new__(trainer_module.AsymPPOTrainer)
+    trainer.args = args
+    trainer.beta_controller = BetaController(**args.asym.beta_control)
+    trainer.experience_maker = SimpleNamespace(step=0, beta_override=None, latest_experiences=[])
+    monkeypatch.setattr(trainer_module.PPOTrainer, "ppo_train", lambda self, step: {"actor/entropy": 1.0})
+    trainer.ppo_train(0)  # entropy 1.0 < 1.5: beta+ up by 0.2 * 0.5, beta- down by the same
+    assert (trainer.beta_controller.beta_pos, trainer.beta_controller.beta_neg) == pytest.approx((1.0, 0.3))
+
+    seen = {}
+    monkeypatch.setattr(trainer_module.PPOTrainer, "train_step", lambda self, samples, step: seen.update(
+        override=self.experience_maker.beta_override, step=step))  # fmt: skip
+    trainer.train_step([], 1)
+    assert seen["override"] == pytest.approx((1.0, 0.3)) and seen["step"] == 1
+
+    saved = {}
+    monkeypatch.setattr(trainer_module.PPOTrainer, "save_logs_and_checkpoints", lambda self, step, logs, states: saved.update(states))  # fmt: skip
+    trainer.args.ckpt.save_hf = False
+    trainer.save_logs_and_checkpoints(1, {}, {"global_step": 1})
+    assert saved[trainer_module.BETA_CONTROL_STATE] == pytest.approx({"beta_pos": 1.0, "beta_neg": 0.3})
+
+    resumed = object.__new__(trainer_module.AsymPPOTrainer)
+    resumed.beta_controller = BetaController(**args.asym.beta_control)
+    monkeypatch.setattr(trainer_module.PPOTrainer, "init_checkpoint_states", lambda self: dict(saved))
+    resumed.init_checkpoint_states()
+    assert (resumed.beta_controller.beta_pos, resumed.beta_controller.beta_neg) == pytest.approx((1.0, 0.3))

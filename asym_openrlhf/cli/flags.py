@@ -18,6 +18,7 @@ from asym_openrlhf.algorithms.advantages import (
     AdvantageOptions,
     advantage_curves,
 )
+from asym_openrlhf.algorithms.control import ADAPT, BetaController
 
 _DEFAULTS = AdvantageOptions()
 # option name -> the flag a user types, so that errors from the core name the flag.
@@ -102,6 +103,32 @@ def add_estimator_flags(
             "unset: that beta stays fixed.",
         )
     parser.add_argument(
+        "--asym.target_entropy",
+        dest="asym_target_entropy",
+        type=float,
+        default=None,
+        metavar="H",
+        help="entropy-targeted beta (beyond the paper): after each step, move beta toward holding actor/entropy "
+        "at H nats per token: beta+ += rate * (H - entropy) and/or beta- -= rate * (H - entropy), within "
+        f"[0, {MAX_BETA:g}]. asym_grpo only; the start values are --asym.beta_pos / --asym.beta_neg. Default: off.",
+    )
+    parser.add_argument(
+        "--asym.adapt_rate",
+        dest="asym_adapt_rate",
+        type=float,
+        default=None,
+        metavar="RATE",
+        help="with --asym.target_entropy: beta change per nat of entropy error per step (> 0); default 1.0.",
+    )
+    parser.add_argument(
+        "--asym.adapt",
+        dest="asym_adapt",
+        default=None,
+        metavar="{" + ",".join(ADAPT) + "}",
+        help="with --asym.target_entropy: which beta the controller moves. pos (default): beta+ up keeps the "
+        "informative entropy of rare successes; neg: beta- down stops pruning wrong rollouts so hard; both.",
+    )
+    parser.add_argument(
         "--pass_k.k",
         dest="pass_k_k",
         type=int,
@@ -166,3 +193,43 @@ def _name_flag(message: str, group_size_flag: str) -> str:
         if message.startswith(option + " "):
             return f"{OPTION_FLAGS[option]}: {message}"
     return message
+
+
+# The controller's flags (not estimator options: they act between steps), for errors that name the flag.
+CONTROL_FLAGS = {
+    "target_entropy": "--asym.target_entropy",
+    "adapt_rate": "--asym.adapt_rate",
+    "adapt": "--asym.adapt",
+}
+
+
+def beta_controller_from_args(args: argparse.Namespace, name: str, options: AdvantageOptions):
+    """The entropy-targeted β controller the flags ask for, validated, or None; one-line errors name the flag."""
+    if args.asym_target_entropy is None:
+        for dest, flag in (("asym_adapt_rate", "--asym.adapt_rate"), ("asym_adapt", "--asym.adapt")):
+            if getattr(args, dest) is not None:
+                raise ValueError(f"{flag}: only applies with --asym.target_entropy")
+        return None
+    estimator = ESTIMATORS[name]
+    if "beta_pos" not in estimator.reads or {"beta_pos", "beta_neg"} & set(estimator.fixed):
+        raise ValueError(
+            f"--asym.target_entropy: {name!r} has no beta of its own to move; use --advantage_estimator asym_grpo"
+        )
+    if options.beta_schedule != "constant":
+        raise ValueError(
+            "--asym.target_entropy: choose either a beta schedule or the entropy target, not both"
+        )
+    resolved = estimator.resolve(options)
+    controller = BetaController(
+        target=args.asym_target_entropy,
+        rate=1.0 if args.asym_adapt_rate is None else args.asym_adapt_rate,
+        adapt=args.asym_adapt or "pos",
+        beta_pos=resolved.beta_pos,
+        beta_neg=resolved.beta_neg,
+    )
+    try:
+        controller.validate()
+    except ValueError as err:
+        option = str(err).split(" ")[0]
+        raise ValueError(f"{CONTROL_FLAGS[option]}: {err}") from None
+    return controller

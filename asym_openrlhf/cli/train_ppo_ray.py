@@ -29,7 +29,7 @@ import sys
 from types import SimpleNamespace
 
 from asym_openrlhf.algorithms.advantages import ESTIMATORS, get_estimator
-from asym_openrlhf.cli.flags import add_estimator_flags, estimator_from_args
+from asym_openrlhf.cli.flags import add_estimator_flags, beta_controller_from_args, estimator_from_args
 
 PROG = "python -m asym_openrlhf.cli.train_ppo_ray"
 # Modules OpenRLHF imports at module level that only a GPU install has.
@@ -47,6 +47,9 @@ OUR_OPTION_FLAGS = {
     "asym_beta_schedule": "--asym.beta_schedule",
     "asym_beta_pos_end": "--asym.beta_pos_end",
     "asym_beta_neg_end": "--asym.beta_neg_end",
+    "asym_target_entropy": "--asym.target_entropy",
+    "asym_adapt_rate": "--asym.adapt_rate",
+    "asym_adapt": "--asym.adapt",
 }
 
 
@@ -124,6 +127,7 @@ def resolve_settings(ours: argparse.Namespace, args) -> SimpleNamespace:
         beta_schedule=None,
         beta_pos_end=None,
         beta_neg_end=None,
+        beta_control=None,
         entropy_adv_alpha=ours.entropy_adv_alpha,
         entropy_adv_kappa=ours.entropy_adv_kappa,
         loss_aggregation="seq_sum_constant" if name == "dr_grpo" else "token_mean",
@@ -160,6 +164,8 @@ def resolve_settings(ours: argparse.Namespace, args) -> SimpleNamespace:
         settings.scale_pos, settings.scale_neg = options.scale_pos, options.scale_neg
         settings.beta_schedule = options.beta_schedule
         settings.beta_pos_end, settings.beta_neg_end = options.beta_pos_end, options.beta_neg_end
+        controller = beta_controller_from_args(ours, name, options)
+        settings.beta_control = None if controller is None else controller.__dict__.copy()
         if args.algo.kl.init_coef > 0 and not args.algo.kl.use_loss:
             _refuse(
                 "--algo.kl.init_coef",

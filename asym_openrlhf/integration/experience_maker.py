@@ -11,6 +11,7 @@ upstream's code path untouched):
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 from types import SimpleNamespace
 
 import torch
@@ -69,6 +70,7 @@ class AsymExperienceMaker(RemoteExperienceMaker):
         # Where a β schedule is: the trainer sets the step before each batch and the run's total once.
         self.step, self.total_steps = 0, 1
         self.latest_options = None  # the options the last batch's advantages used (β at that step)
+        self.beta_override = None  # (β+, β−) from the trainer's entropy controller, when there is one
 
     def make_experience_batch(self, rollout_samples):
         self.latest_experiences = super().make_experience_batch(rollout_samples)
@@ -82,7 +84,10 @@ class AsymExperienceMaker(RemoteExperienceMaker):
 
         group_size = self.args.rollout.n_samples_per_prompt
         correct, indices, lengths = regroup(experiences, binary_scores, group_size)  # (P, G)
-        self.latest_options = options_at(advantage_options(settings), self.step, self.total_steps)
+        options = options_at(advantage_options(settings), self.step, self.total_steps)
+        if self.beta_override is not None:
+            options = replace(options, beta_pos=self.beta_override[0], beta_neg=self.beta_override[1])
+        self.latest_options = options
         advantages = compute_advantages(settings.estimator, correct, self.latest_options)
         per_sample = advantages.reshape(-1)[torch.tensor(indices)].split(lengths)
         for experience, advantage in zip(experiences, per_sample):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ray
 
 from asym_openrlhf.algorithms.advantages import beta_metrics
+from asym_openrlhf.algorithms.control import BetaController
 from asym_openrlhf.algorithms.losses import masked_mean
 from asym_openrlhf.algorithms.metrics import (
     covariance_by_accuracy,
@@ -72,6 +73,10 @@ def rollout_metrics(experiences, group_size: int) -> dict[str, float]:
     return metrics
 
 
+# Key of the entropy controller's β in upstream's checkpoint client states (saved and restored with them).
+BETA_CONTROL_STATE = "asym_beta_control"
+
+
 class FullBatchSamplesGenerator(SamplesGenerator):
     """Upstream's samples generator that never hands the trainer a partial rollout batch.
 
@@ -116,6 +121,8 @@ class AsymPPOTrainer(PPOTrainer):
     """Upstream ``PPOTrainer`` (the plain class under its ``@ray.remote``) with ``AsymExperienceMaker`` and
     ``FullBatchSamplesGenerator``."""
 
+    beta_controller = None  # entropy-targeted β (--asym.target_entropy), built in __init__ when asked for
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         # BasePPOTrainer.__init__ built a RemoteExperienceMaker; rebuild it as ours from the same parts.
@@ -135,6 +142,8 @@ class AsymPPOTrainer(PPOTrainer):
             tokenizer=self.tokenizer,
             vllm_engines=self.vllm_engines,
         )
+        control = getattr(self.args.asym, "beta_control", None)
+        self.beta_controller = None if control is None else BetaController(**control)
         # Rollout steps of the run (the generator drops each episode's partial batch): a β schedule's length.
         rollout = self.args.rollout
         self.experience_maker.total_steps = max(
@@ -142,8 +151,17 @@ class AsymPPOTrainer(PPOTrainer):
         )
 
     def train_step(self, rollout_samples, global_step):
-        self.experience_maker.step = global_step  # steps done so far: where a β schedule stands
+        maker = self.experience_maker
+        maker.step = global_step  # steps done so far: where a β schedule stands
+        if self.beta_controller is not None:  # or where the entropy controller has moved β
+            maker.beta_override = (self.beta_controller.beta_pos, self.beta_controller.beta_neg)
         return super().train_step(rollout_samples, global_step)
+
+    def init_checkpoint_states(self):
+        states = super().init_checkpoint_states()
+        if self.beta_controller is not None and BETA_CONTROL_STATE in states:
+            self.beta_controller.load_state(states[BETA_CONTROL_STATE])  # a resumed run keeps the β it had
+        return states
 
     def _compute_rollout_stats(self, experiences):
         stats = super()._compute_rollout_stats(experiences)
@@ -155,6 +173,8 @@ class AsymPPOTrainer(PPOTrainer):
 
     def ppo_train(self, global_steps):
         status = super().ppo_train(global_steps)
+        if self.beta_controller is not None:  # this step's entropy sets the next step's β
+            self.beta_controller.update(status.get("actor/entropy"))
         # actor/entropy comes from the policy actors (policy_loss.install_token_entropy), as the exact token
         # mean; upstream's entropy_loss is loss-normalised and is left under its own name. The correct / wrong
         # split arrives as added-up sums and token counts.
@@ -198,6 +218,9 @@ class AsymPPOTrainer(PPOTrainer):
     # Checkpoints (asym_openrlhf/integration/checkpoints.py): upstream's HF copies are bounded to --ckpt.max_num
     # regular ones plus the current best, and the final policy's step is recorded for `asym-eval select`.
     def save_logs_and_checkpoints(self, global_step, logs_dict=None, client_states=None):
+        if self.beta_controller is not None and client_states is not None:
+            # fit hands the same dict to the best-checkpoint save: both checkpoints carry the controller's β.
+            client_states[BETA_CONTROL_STATE] = self.beta_controller.state()
         super().save_logs_and_checkpoints(global_step, logs_dict, client_states)
         self._asym_last_step = global_step  # fit calls this after every step: the last one is the final step
         ckpt = self.args.ckpt

@@ -17,12 +17,13 @@ import json
 import math
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
 
 from asym_openrlhf.algorithms.advantages import AdvantageOptions, beta_metrics, compute_advantages, options_at
+from asym_openrlhf.algorithms.control import BetaController
 from asym_openrlhf.algorithms.losses import (
     AGGREGATIONS,
     aggregate_loss,
@@ -42,7 +43,7 @@ from asym_openrlhf.algorithms.metrics import (
     solved_fractions,
     unique_correct_fraction,
 )
-from asym_openrlhf.cli.flags import add_estimator_flags, estimator_from_args
+from asym_openrlhf.cli.flags import add_estimator_flags, beta_controller_from_args, estimator_from_args
 from asym_openrlhf.lite.rollout import decode_responses, generate, response_logprobs
 from asym_openrlhf.lite.tasks import AdditionTask, MathTask
 from asym_openrlhf.lite.tiny import TIERS
@@ -243,6 +244,7 @@ class Settings:
 
     estimator: str
     options: AdvantageOptions
+    beta_control: dict | None  # entropy-targeted β: target, rate, adapt (and the start β), or None
     tier: str
     model: str
     task: str
@@ -320,9 +322,11 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"--device: {args.device} requested but CUDA is not available")
     is_math = args.task == "math"
+    controller = beta_controller_from_args(args, name, options)
     return Settings(
         estimator=name,
         options=options,
+        beta_control=None if controller is None else controller.__dict__.copy(),
         tier=tier.name,
         model=str(args.model or tier.checkpoint_dir),
         task=args.task,
@@ -400,6 +404,7 @@ class Trainer:
         self.sample_rng = torch.Generator(device=self.device).manual_seed(s.seed + 1)
         self.step_count = 0
         self._encode_cache: dict[str, list[int]] = {}
+        self.beta_controller = None if s.beta_control is None else BetaController(**s.beta_control)
 
     def _encode(self, text: str) -> list[int]:
         if text not in self._encode_cache:
@@ -468,6 +473,10 @@ class Trainer:
 
         old_logp, old_entropy = batch.logprobs, batch.entropy  # (B, T) each, from the sampler
         options = options_at(s.options, self.step_count, s.steps)  # β at this step, if scheduled
+        if self.beta_controller is not None:  # or where the entropy controller has moved it
+            options = replace(
+                options, beta_pos=self.beta_controller.beta_pos, beta_neg=self.beta_controller.beta_neg
+            )
         advantages = compute_advantages(s.estimator, correct, options)  # (P, G)
         if s.control_advantages == "negate":
             advantages = -advantages
@@ -532,6 +541,8 @@ class Trainer:
         metrics["actor/pos_logprob_gain"] = gain
         metrics["actor/policy_loss"] = sum(losses) / len(losses)
         metrics["actor/clip_frac"] = sum(clip_fracs) / len(clip_fracs)
+        if self.beta_controller is not None:  # this step's entropy sets the next step's β
+            self.beta_controller.update(metrics["actor/entropy"])
         self.step_count += 1
         return metrics
 
@@ -543,6 +554,7 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "data_rng": self.data_rng.get_state(),
             "sample_rng": self.sample_rng.get_state(),
+            "beta_control": None if self.beta_controller is None else self.beta_controller.state(),
         }
         tmp = path.with_name(path.name + ".tmp")
         torch.save(state, tmp)
@@ -555,6 +567,8 @@ class Trainer:
         self.data_rng.set_state(state["data_rng"].cpu())
         self.sample_rng.set_state(state["sample_rng"].cpu())
         self.step_count = state["step"]
+        if self.beta_controller is not None:  # a resumed run continues with the β it had
+            self.beta_controller.load_state(state["beta_control"])
 
     def save_policy(self, path: Path) -> None:
         """The final policy as an HF directory (model + tokenizer), written next to ``path`` then renamed."""

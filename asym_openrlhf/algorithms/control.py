@@ -1,0 +1,62 @@
+"""Entropy-targeted β: a controller that moves AsymGRPO's β+ and/or β− each step to hold the policy's entropy
+near a target (beyond the paper, whose Limitations name fixed, hand-tuned β as a weakness).
+
+The rule, from the paper's mechanism (§3, Fig. 2): a larger β+ gives rare successes on hard prompts more weight
+and keeps entropy up (Pos-only stays above REINFORCE), a larger β− punishes confident mistakes on easy prompts
+harder and prunes entropy (Neg-only falls below it). So with the error e = target − H_t (positive when the
+entropy is too low), one step of
+
+    β+ ← clip(β+ + rate · e, 0, 4)        (adapt "pos" or "both")
+    β− ← clip(β− − rate · e, 0, 4)        (adapt "neg" or "both")
+
+raises entropy when it is below target and lowers it when above. It is SAC's temperature rule
+(α ← α − lr · (H − target)) and TRL's adaptive entropy coefficient, acting through the asymmetric curves
+instead of an entropy bonus. The default moves β+ only: it acts on informative entropy (correct rollouts) and
+leaves the pruning of wrong rollouts as the user set it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from asym_openrlhf.algorithms.advantages import MAX_BETA
+
+ADAPT = ("pos", "neg", "both")
+
+
+@dataclass
+class BetaController:
+    """β+ / β− that follow ``actor/entropy`` to ``target`` at ``rate`` (β units per nat of entropy error)."""
+
+    target: float
+    rate: float
+    adapt: str
+    beta_pos: float
+    beta_neg: float
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` naming the option that is out of range."""
+        if not (math.isfinite(self.target) and self.target > 0):
+            raise ValueError(f"target_entropy must be a number > 0 (nats per token), got {self.target!r}")
+        if not (math.isfinite(self.rate) and self.rate > 0):
+            raise ValueError(f"adapt_rate must be a number > 0, got {self.rate!r}")
+        if self.adapt not in ADAPT:
+            raise ValueError(f"adapt must be one of {', '.join(ADAPT)}, got {self.adapt!r}")
+
+    def update(self, entropy: float) -> None:
+        """One step of the rule above, from the step's token-mean entropy."""
+        if entropy is None or not math.isfinite(entropy):
+            return  # no measurement this step: keep β
+        error = self.target - entropy
+        if self.adapt in ("pos", "both"):
+            self.beta_pos = min(max(self.beta_pos + self.rate * error, 0.0), MAX_BETA)
+        if self.adapt in ("neg", "both"):
+            self.beta_neg = min(max(self.beta_neg - self.rate * error, 0.0), MAX_BETA)
+
+    def state(self) -> dict:
+        """What a resumed run needs to continue with the β it had."""
+        return {"beta_pos": self.beta_pos, "beta_neg": self.beta_neg}
+
+    def load_state(self, state: dict) -> None:
+        self.beta_pos, self.beta_neg = float(state["beta_pos"]), float(state["beta_neg"])
