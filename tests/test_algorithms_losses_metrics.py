@@ -8,11 +8,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from asym_openrlhf.algorithms.losses import (
+    TokenControl,
     aggregate_loss,
+    clip_cov_drop,
     clipped_surrogate_loss,
+    controlled_token_loss,
     entropy_regularized,
     entropy_shaped_advantages,
+    kl_cov_select,
     masked_mean,
+    token_covariance,
+    top_entropy_keep,
 )
 from asym_openrlhf.algorithms.metrics import (
     covariance_by_accuracy,
@@ -176,3 +182,75 @@ def test_unique_correct_fraction(responses, correct, expected):
     assert unique_correct_fraction(responses, torch.tensor(correct)) == (
         expected if expected is None else pytest.approx(expected)
     )
+
+
+# ---------------------------------------------------------------- token-level entropy control
+
+
+def _token_batch():
+    # 2 rollouts x 3 tokens; the last token of rollout 1 is padding
+    log_probs = torch.tensor([[-0.1, -2.0, -0.5], [-1.0, -0.2, -9.0]])
+    advantages = torch.tensor([[2.0], [-1.0]]).expand(2, 3)
+    mask = torch.tensor([[1, 1, 1], [1, 1, 0]])
+    return log_probs, advantages, mask
+
+
+def test_token_covariance_is_the_centred_product_over_response_tokens():
+    log_probs, advantages, mask = _token_batch()
+    # masked means: A (2+2+2-1-1)/5 = 0.8; log pi (-0.1-2-0.5-1-0.2)/5 = -0.76
+    cov = token_covariance(log_probs, advantages, mask)
+    assert cov[0, 0].item() == pytest.approx((2 - 0.8) * (-0.1 + 0.76))
+    assert cov[1, 1].item() == pytest.approx((-1 - 0.8) * (-0.2 + 0.76))
+    assert not cov.requires_grad
+
+
+def test_covariance_selections_and_top_entropy_pick_the_documented_tokens():
+    mask = torch.ones(2, 5, dtype=torch.long)
+    cov = torch.tensor([[0.5, 2.0, 3.0, 9.0, -1.0], [1.5, 4.9, 0.0, 6.0, 2.5]])
+    # KL-Cov: max(1, int(0.3 * 10)) = 3 tokens of largest covariance: 9, 6, 4.9
+    assert kl_cov_select(cov, mask, 0.3).nonzero().tolist() == [[0, 3], [1, 1], [1, 3]]
+    # Clip-Cov: eligible 1 < cov < 5 and not already clipped: (0,1) 2.0, (0,2) 3.0, (1,0) 1.5, (1,1) 4.9,
+    # (1,4) 2.5 minus the clipped (0,2); int(0.2 * 10) = 2 of them at random
+    clipped = torch.zeros(2, 5, dtype=torch.bool)
+    clipped[0, 2] = True
+    drop = clip_cov_drop(cov, mask, clipped, 0.2, 1.0, 5.0, torch.Generator().manual_seed(0))
+    assert int(drop.sum()) == 2
+    assert set(map(tuple, drop.nonzero().tolist())) <= {(0, 1), (1, 0), (1, 1), (1, 4)}
+    # top entropy: ceil(0.2 * 10) = 2 highest-entropy tokens; padding never kept
+    entropy = torch.arange(10.0).view(2, 5)
+    padded = mask.clone()
+    padded[1, 4] = 0
+    assert top_entropy_keep(entropy, padded, 0.2).nonzero().tolist() == [[1, 2], [1, 3]]
+
+
+def test_controlled_token_loss_without_control_is_the_clipped_surrogate():
+    log_probs, advantages, mask = _token_batch()
+    old = log_probs - 0.3  # ratio e^0.3 = 1.35: the clip at 1.2 is active where A > 0
+    plain = clipped_surrogate_loss(log_probs, old, advantages, 0.2, 0.2)
+    controlled = controlled_token_loss(log_probs, old, advantages, mask, 0.2, 0.2)
+    assert torch.equal(plain[0], controlled[0]) and torch.equal(plain[1], controlled[1])
+
+
+def test_kl_cov_drops_the_clip_and_penalises_its_tokens():
+    log_probs, advantages, mask = _token_batch()
+    old = log_probs - 0.3
+    control = TokenControl(cov_mode="kl_cov", cov_ratio=0.2, kl_cov_coef=2.0)  # int(0.2 * 5) = 1 token
+    loss, cut = controlled_token_loss(log_probs, old, advantages, mask, 0.2, 0.2, control)
+    selected = kl_cov_select(token_covariance(log_probs, advantages, mask), mask, 0.2)
+    want = -math.exp(0.3) * advantages + 2.0 * 0.3 * selected  # unclipped surrogate + coef * |log-ratio|
+    assert torch.allclose(loss, want) and int(selected.sum()) == 1 and not cut.any()
+
+
+def test_clip_cov_and_top_entropy_cut_the_gradient_of_exactly_their_tokens():
+    log_probs, advantages, mask = _token_batch()
+    log_probs = log_probs.clone().requires_grad_(True)
+    entropy = torch.tensor([[0.1, 3.0, 0.2], [2.0, 0.3, 9.0]])  # the padded 9.0 must not be kept
+    control = TokenControl(top_entropy_rho=0.4)  # ceil(0.4 * 5) = 2 tokens: (0,1) and (1,0)
+    loss, cut = controlled_token_loss(
+        log_probs, log_probs.detach(), advantages, mask, 0.2, 0.2, control, entropy
+    )
+    (loss * mask).sum().backward()
+    kept = log_probs.grad != 0
+    assert kept.nonzero().tolist() == [[0, 1], [1, 0]]
+    assert loss[0, 1].item() == pytest.approx(-2.0 / 0.4)  # -ratio * A at ratio 1, scaled by 1/rho
+    assert cut.sum().item() == 3  # the other response tokens

@@ -144,3 +144,49 @@ def test_policy_actor_installs_our_loss_only_where_needed(monkeypatch, estimator
     actor.init_model_from_pretrained(strategy, "model")
     assert isinstance(actor.trainer.actor_loss_fn, AsymPolicyLoss) == installed
     assert actor.trainer.training_step is not upstream_training_step  # actor/entropy: always wrapped in
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [
+        ["--cov.mode", "clip_cov", "--cov.ratio", "0.3"],
+        ["--cov.mode", "kl_cov", "--cov.ratio", "0.3", "--cov.kl_coef", "0.5"],
+        ["--top_entropy.rho", "0.2"],
+    ],
+    ids=["clip_cov", "kl_cov", "top_entropy"],
+)
+def test_token_control_is_the_shared_token_loss_under_upstreams_normalisation(flags):
+    """The launcher's flags reach the loss; its value is the one token loss of both paths, reduced by
+    upstream's own aggregate_loss with the step's global token count (7 here) and DP size."""
+    from asym_openrlhf.algorithms.losses import TokenControl, controlled_token_loss
+    from asym_openrlhf.integration.upstream import upstream_aggregate_loss
+
+    args = resolve_config([*BASE_ARGV, "--advantage_estimator", "asym_grpo", *flags])
+    assert needs_policy_loss(args)
+    loss_fn = build_policy_loss(args)
+    new, old, advantages, mask = batch()
+    entropy = torch.rand(3, 6, generator=torch.Generator().manual_seed(1))
+    loss_fn.token_entropy = entropy
+    torch.manual_seed(0)  # Clip-Cov draws its tokens from torch's generator, as verl's
+    loss, clip_ratio, *_ = loss_fn(new, old, advantages, action_mask=mask, dp_size=2, batch_num_tokens=7.0)
+    torch.manual_seed(0)
+    token_loss, cut = controlled_token_loss(
+        new, old, advantages, mask, 0.2, 0.2, TokenControl(**args.asym.token_control), entropy[:, -4:]
+    )
+    want = upstream_aggregate_loss(token_loss, mask, dp_size=2, batch_num_tokens=7.0)
+    assert torch.allclose(loss, want) and clip_ratio.item() == pytest.approx(cut[mask].float().mean().item())
+
+
+@pytest.mark.parametrize(
+    "flags,flag",
+    [
+        (["--cov.ratio", "0.1"], "--cov.ratio"),  # without a mode
+        (["--cov.mode", "clip_kl"], "--cov.mode"),
+        (["--cov.mode", "clip_cov", "--cov.kl_coef", "1"], "--cov.kl_coef"),
+        (["--top_entropy.rho", "1.5"], "--top_entropy.rho"),
+        (["--top_entropy.rho", "0.2", "--actor.dual_clip", "3"], "--actor.dual_clip"),
+    ],
+)
+def test_bad_token_control_flags_are_refused_naming_the_flag(flags, flag):
+    with pytest.raises(ValueError, match=f"^{flag}"):
+        resolve_config([*BASE_ARGV, "--advantage_estimator", "asym_grpo", *flags])

@@ -11,6 +11,8 @@ Departures from the textbook PPO objective, all from the papers the baselines co
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 AGGREGATIONS = ("token_mean", "seq_sum_constant")
@@ -88,3 +90,133 @@ def entropy_shaped_advantages(
 def entropy_regularized(loss: torch.Tensor, mean_entropy: torch.Tensor, coef: float) -> torch.Tensor:
     """Entropy regularization: loss - c·H̄ (SPEC §3; c = 0.001 in the paper)."""
     return loss - coef * mean_entropy
+
+
+# ---- token-level entropy control: which tokens get a policy gradient (selection is always detached) ----
+
+COV_MODES = ("clip_cov", "kl_cov")
+
+
+def token_covariance(log_probs: torch.Tensor, advantages: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Per-token centred product (A_t − mean A)(log π_t − mean log π) over the response tokens (Cui et al. 2025,
+    Eq. 4's summand): a token with a large value is one whose update lowers entropy most. Detached."""
+    with torch.no_grad():
+        log_probs, advantages = log_probs.detach().float(), advantages.detach().float().expand_as(log_probs)
+        return (advantages - masked_mean(advantages, mask)) * (log_probs - masked_mean(log_probs, mask))
+
+
+def clip_cov_drop(
+    covariance: torch.Tensor,
+    mask: torch.Tensor,
+    already_clipped: torch.Tensor,
+    ratio: float = 2e-4,
+    low: float = 1.0,
+    high: float = 5.0,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Clip-Cov (Cui et al. 2025; verl's ``clip_cov``): a ``(B, T)`` bool of the tokens whose gradient is cut.
+
+    max(1, int(ratio · #tokens)) tokens drawn at random among those with low < covariance < high that the PPO
+    clip has not cut already.
+    """
+    eligible = (covariance > low) & (covariance < high) & mask.bool() & ~already_clipped
+    candidates = torch.nonzero(eligible)
+    count = min(max(int(ratio * int(mask.sum())), 1), len(candidates))
+    chosen = candidates[torch.randperm(len(candidates), generator=generator)[:count].to(candidates.device)]
+    drop = torch.zeros_like(eligible)
+    drop[chosen[:, 0], chosen[:, 1]] = True
+    return drop
+
+
+def kl_cov_select(covariance: torch.Tensor, mask: torch.Tensor, ratio: float = 2e-4) -> torch.Tensor:
+    """KL-Cov (Cui et al. 2025; verl's ``kl_cov``): a ``(B, T)`` bool of the max(1, int(ratio · #tokens))
+    response tokens with the largest covariance, which get the |log π − log π_old| penalty."""
+    values = covariance.masked_fill(~mask.bool(), float("-inf")).reshape(-1)
+    count = min(max(int(ratio * int(mask.sum())), 1), int(mask.sum()))
+    selected = torch.zeros(values.shape, dtype=torch.bool, device=values.device)
+    selected[torch.topk(values, count).indices] = True
+    return selected.view(covariance.shape) & mask.bool()
+
+
+def top_entropy_keep(entropy: torch.Tensor, mask: torch.Tensor, rho: float = 0.2) -> torch.Tensor:
+    """Top-entropy-token training (Wang et al. 2025, "Beyond the 80/20 Rule"): a ``(B, T)`` bool of the
+    ceil(rho · #tokens) response tokens of highest (detached) entropy, the only ones that keep a gradient."""
+    values = entropy.detach().float().masked_fill(~mask.bool(), float("-inf")).reshape(-1)
+    tokens = int(mask.sum())
+    count = min(max(int(-(-rho * tokens // 1)), 1), tokens) if tokens else 0
+    keep = torch.zeros(values.shape, dtype=torch.bool, device=values.device)
+    if count:
+        keep[torch.topk(values, count).indices] = True
+    return keep.view(entropy.shape) & mask.bool()
+
+
+@dataclass(frozen=True)
+class TokenControl:
+    """Token-level entropy control, combinable with any advantage estimator (flags in ``cli/flags.py``).
+
+    Attributes:
+        cov_mode: None, "clip_cov" or "kl_cov" (Cui et al. 2025, arXiv 2505.22617; verl's semantics and
+            defaults: ratio 2e-4, Clip-Cov bounds (1, 5), KL-Cov coefficient 1).
+        top_entropy_rho: None, or the fraction ρ of highest-entropy response tokens that keep a gradient
+            (Wang et al. 2025, arXiv 2506.01939; the paper's ρ = 0.2).
+    """
+
+    cov_mode: str | None = None
+    cov_ratio: float = 2e-4
+    clip_cov_low: float = 1.0
+    clip_cov_high: float = 5.0
+    kl_cov_coef: float = 1.0
+    top_entropy_rho: float | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.cov_mode is not None or self.top_entropy_rho is not None
+
+
+def controlled_token_loss(
+    log_probs: torch.Tensor,
+    old_log_probs: torch.Tensor,
+    advantages: torch.Tensor,
+    mask: torch.Tensor,
+    eps_low: float,
+    eps_high: float,
+    control: TokenControl | None = None,
+    entropy: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The one per-token policy loss of both training paths: the clipped surrogate (Eq. 2), with the token
+    control applied. Returns ``(loss, cut)``: ``(B, T)`` losses and where the gradient was cut (PPO clip,
+    Clip-Cov or top-entropy selection), for ``actor/clip_frac``.
+
+    Where ours follows verl and where it differs: KL-Cov, as verl's ``kl_cov``, drops the ratio clip and adds
+    coef·|log π − log π_old| on its tokens; Clip-Cov draws its tokens with torch's generator, as verl; the
+    top-entropy loss is scaled by 1/ρ so that the kept tokens' mean sets the gradient's size, as Wang et al.'s
+    masked mean does (exact when every micro-batch keeps the same fraction).
+    """
+    control = control or TokenControl()
+    log_ratio = log_probs - old_log_probs
+    if control.cov_mode == "kl_cov":
+        loss = -torch.exp(log_ratio) * advantages
+        cut = torch.zeros_like(mask, dtype=torch.bool)
+        selected = kl_cov_select(token_covariance(log_probs, advantages, mask), mask, control.cov_ratio)
+        loss = loss + control.kl_cov_coef * log_ratio.abs() * selected
+    else:
+        loss, cut = clipped_surrogate_loss(log_probs, old_log_probs, advantages, eps_low, eps_high)
+        if control.cov_mode == "clip_cov":
+            covariance = token_covariance(log_probs, advantages, mask)
+            drop = clip_cov_drop(
+                covariance,
+                mask,
+                cut,
+                control.cov_ratio,
+                control.clip_cov_low,
+                control.clip_cov_high,
+                generator,
+            )
+            loss, cut = loss.masked_fill(drop, 0.0), cut | drop
+    if control.top_entropy_rho is not None:
+        if entropy is None:
+            raise ValueError("top-entropy token training needs the policy's per-token entropy")
+        keep = top_entropy_keep(entropy, mask, control.top_entropy_rho)
+        loss, cut = loss.masked_fill(~keep, 0.0) / control.top_entropy_rho, cut | (~keep & mask.bool())
+    return loss, cut

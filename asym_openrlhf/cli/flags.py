@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from dataclasses import fields
 
 from asym_openrlhf.algorithms.advantages import (
@@ -19,6 +20,7 @@ from asym_openrlhf.algorithms.advantages import (
     advantage_curves,
 )
 from asym_openrlhf.algorithms.control import ADAPT, BetaController
+from asym_openrlhf.algorithms.losses import COV_MODES, TokenControl
 
 _DEFAULTS = AdvantageOptions()
 # option name -> the flag a user types, so that errors from the core name the flag.
@@ -233,3 +235,98 @@ def beta_controller_from_args(args: argparse.Namespace, name: str, options: Adva
         option = str(err).split(" ")[0]
         raise ValueError(f"{CONTROL_FLAGS[option]}: {err}") from None
     return controller
+
+
+def add_token_control_flags(parser: argparse.ArgumentParser) -> None:
+    """Token-level entropy control (both training paths): Clip-Cov / KL-Cov and top-entropy tokens."""
+    defaults = TokenControl()
+    parser.add_argument(
+        "--cov.mode",
+        dest="cov_mode",
+        default=None,
+        metavar="{" + ",".join(COV_MODES) + "}",
+        help="Clip-Cov or KL-Cov (Cui et al. 2025, arXiv 2505.22617, as verl's clip_cov / kl_cov): cut the "
+        "gradient of a few random tokens of high Cov(log pi, A), or add coef*|log pi - log pi_old| to the "
+        "highest-covariance ones (KL-Cov drops the ratio clip, as verl). Default: off.",
+    )
+    parser.add_argument(
+        "--cov.ratio",
+        dest="cov_ratio",
+        type=float,
+        default=None,
+        metavar="R",
+        help=f"fraction of response tokens Clip-Cov / KL-Cov act on, in (0, 1]; default {defaults.cov_ratio:g} "
+        "(verl's).",
+    )
+    for name, value, what in (
+        ("clip_lb", defaults.clip_cov_low, "lower"),
+        ("clip_ub", defaults.clip_cov_high, "upper"),
+    ):
+        parser.add_argument(
+            f"--cov.{name}",
+            dest=f"cov_{name}",
+            type=float,
+            default=None,
+            metavar="C",
+            help=f"Clip-Cov: {what} covariance bound of the tokens it may cut; default {value:g} (verl's).",
+        )
+    parser.add_argument(
+        "--cov.kl_coef",
+        dest="cov_kl_coef",
+        type=float,
+        default=None,
+        metavar="K",
+        help=f"KL-Cov: coefficient of the |log-ratio| penalty (> 0); default {defaults.kl_cov_coef:g} (verl's).",
+    )
+    parser.add_argument(
+        "--top_entropy.rho",
+        dest="top_entropy_rho",
+        type=float,
+        default=None,
+        metavar="RHO",
+        help="top-entropy-token training (Wang et al. 2025, 'Beyond the 80/20 Rule', arXiv 2506.01939): only "
+        "the fraction rho of response tokens of highest (detached) entropy get a policy gradient; the paper "
+        "uses 0.2. Default: off.",
+    )
+
+
+def token_control_from_args(args: argparse.Namespace) -> TokenControl | None:
+    """The token control the flags ask for, validated (one line naming the flag), or None."""
+    mode, rho = args.cov_mode, args.top_entropy_rho
+    cov_flags = {
+        "--cov.ratio": args.cov_ratio,
+        "--cov.clip_lb": args.cov_clip_lb,
+        "--cov.clip_ub": args.cov_clip_ub,
+        "--cov.kl_coef": args.cov_kl_coef,
+    }
+    if mode is None:
+        for flag, value in cov_flags.items():
+            if value is not None:
+                raise ValueError(f"{flag}: only applies with --cov.mode clip_cov or kl_cov")
+        if rho is None:
+            return None
+    elif mode not in COV_MODES:
+        raise ValueError(f"--cov.mode: must be one of {', '.join(COV_MODES)}, got {mode!r}")
+    given = {
+        "cov_ratio": args.cov_ratio,
+        "clip_cov_low": args.cov_clip_lb,
+        "clip_cov_high": args.cov_clip_ub,
+        "kl_cov_coef": args.cov_kl_coef,
+    }
+    control = TokenControl(
+        cov_mode=mode, top_entropy_rho=rho, **{k: v for k, v in given.items() if v is not None}
+    )
+    checks = [
+        ("--cov.ratio", math.isfinite(control.cov_ratio) and 0 < control.cov_ratio <= 1, "must be in (0, 1]"),
+        ("--cov.kl_coef", math.isfinite(control.kl_cov_coef) and control.kl_cov_coef > 0, "must be > 0"),
+        ("--cov.clip_ub", control.clip_cov_low < control.clip_cov_high, "must be above --cov.clip_lb"),
+        ("--top_entropy.rho", rho is None or (math.isfinite(rho) and 0 < rho <= 1), "must be in (0, 1]"),
+    ]
+    for flag, ok, message in checks:
+        if not ok:
+            raise ValueError(f"{flag}: {message}")
+    if mode == "clip_cov" and args.cov_kl_coef is not None:
+        raise ValueError("--cov.kl_coef: only applies with --cov.mode kl_cov")
+    if mode == "kl_cov" and (args.cov_clip_lb is not None or args.cov_clip_ub is not None):
+        raise ValueError("--cov.clip_lb/--cov.clip_ub: only apply with --cov.mode clip_cov")
+    return control

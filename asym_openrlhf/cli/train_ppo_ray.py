@@ -29,7 +29,13 @@ import sys
 from types import SimpleNamespace
 
 from asym_openrlhf.algorithms.advantages import ESTIMATORS, get_estimator
-from asym_openrlhf.cli.flags import add_estimator_flags, beta_controller_from_args, estimator_from_args
+from asym_openrlhf.cli.flags import (
+    add_estimator_flags,
+    add_token_control_flags,
+    beta_controller_from_args,
+    estimator_from_args,
+    token_control_from_args,
+)
 
 PROG = "python -m asym_openrlhf.cli.train_ppo_ray"
 # Modules OpenRLHF imports at module level that only a GPU install has.
@@ -87,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KAPPA",
         help="Entropy Advantage kappa > 1: caps the bonus at |A|/kappa so it never flips A's sign. Default 2.",
     )
+    add_token_control_flags(parser)
     parser.add_argument(
         "--asym.log_pos_logprob_gain",
         dest="log_pos_logprob_gain",
@@ -203,6 +210,18 @@ def resolve_settings(ours: argparse.Namespace, args) -> SimpleNamespace:
             "logged without it",
             file=sys.stderr,
         )
+
+    control = token_control_from_args(ours)
+    settings.token_control = None if control is None else dict(control.__dict__)
+    if control is not None:
+        for flag, unsupported in (
+            ("--actor.dual_clip", args.actor.dual_clip is not None),
+            ("--algo.advantage.is_correction_level", args.algo.advantage.is_correction_level != "off"),
+            ("--actor.policy_loss_type", args.actor.policy_loss_type != "ppo"),
+            ("--actor.loss_agg_mode", args.actor.loss_agg_mode != "token-mean"),
+        ):
+            if unsupported:
+                _refuse(flag, "not supported with --cov.mode / --top_entropy.rho (their loss is PPO's clip)")
 
     if settings.loss_aggregation == "seq_sum_constant":
         if not args.rollout.max_new_tokens:

@@ -20,8 +20,9 @@ import inspect
 import torch
 
 from asym_openrlhf.algorithms.losses import (
+    TokenControl,
     aggregate_loss,
-    clipped_surrogate_loss,
+    controlled_token_loss,
     entropy_shaped_advantages,
     masked_mean,
 )
@@ -31,6 +32,7 @@ from asym_openrlhf.integration.upstream import (
     PolicyModelActor,
     gather_and_pad_tensor,
     unpad_and_slice_tensor,
+    upstream_aggregate_loss,
 )
 
 
@@ -47,6 +49,7 @@ class AsymPolicyLoss(PolicyLoss):
         max_response_len: int | None = None,
         entropy_alpha: float | None = None,
         entropy_kappa: float = 2.0,
+        token_control: TokenControl | None = None,
         **upstream_kwargs,
     ):
         super().__init__(**upstream_kwargs)
@@ -54,6 +57,7 @@ class AsymPolicyLoss(PolicyLoss):
         self.max_response_len = max_response_len
         self.entropy_alpha = entropy_alpha
         self.entropy_kappa = entropy_kappa
+        self.token_control = token_control or TokenControl()
         # (B, T-1) entropies of the current micro-batch, set by install_token_entropy's hook.
         self.token_entropy = None
 
@@ -68,15 +72,17 @@ class AsymPolicyLoss(PolicyLoss):
         batch_num_tokens=None,
         global_batch_size=None,
     ):
+        entropy, self.token_entropy = self.token_entropy, None  # use once: never a stale micro-batch's
+        if self.needs_entropy and entropy is None:
+            raise RuntimeError("this loss needs the actor's token entropy; it was not computed")
+        response_entropy = (
+            None if entropy is None else entropy[:, -advantages.shape[1] :].to(advantages.dtype)
+        )
         if self.entropy_alpha is not None:
-            entropy, self.token_entropy = self.token_entropy, None  # use once: never a stale micro-batch's
-            if entropy is None:
-                raise RuntimeError("Entropy Advantage needs the actor's token entropy; it was not computed")
-            response_entropy = entropy[:, -advantages.shape[1] :].to(advantages.dtype)  # (B, A)
             advantages = entropy_shaped_advantages(
                 advantages, response_entropy, self.entropy_alpha, self.entropy_kappa
             )
-        if self.aggregation == "token_mean":
+        if self.aggregation == "token_mean" and not self.token_control.active:
             return super().forward(
                 log_probs,
                 old_log_probs,
@@ -89,18 +95,36 @@ class AsymPolicyLoss(PolicyLoss):
             )
         # As upstream, bound the log-ratio at ±20 so that exp() cannot overflow into an inf loss.
         log_ratio = (log_probs - old_log_probs).clamp(-20.0, 20.0)
-        token_loss, clipped = clipped_surrogate_loss(
-            old_log_probs + log_ratio, old_log_probs, advantages, self.clip_eps_low, self.clip_eps_high
+        token_loss, cut = controlled_token_loss(
+            old_log_probs + log_ratio,
+            old_log_probs,
+            advantages,
+            action_mask,
+            self.clip_eps_low,
+            self.clip_eps_high,
+            self.token_control,
+            response_entropy,
         )
-        loss = aggregate_loss(token_loss, action_mask, "seq_sum_constant", self.max_response_len)
-        if global_batch_size is not None:
-            # aggregate_loss averages over this micro-batch's sequences. Upstream's sample mode divides by the
-            # step's global sequence count (÷ gradient-accumulation steps) and multiplies by the DP size, so
-            # that micro-batches and ranks add up to one mean over the optimizer step; do the same.
-            loss = loss * action_mask.shape[0] / global_batch_size * dp_size
-        clip_ratio = masked_mean(clipped.float(), action_mask)
+        if self.aggregation == "token_mean":
+            # Upstream's own reduction, with upstream's global token count: micro-batches and ranks add up to
+            # one token mean over the optimizer step, exactly as its PolicyLoss does.
+            loss = upstream_aggregate_loss(
+                token_loss, action_mask, dp_size=dp_size, batch_num_tokens=batch_num_tokens
+            )
+        else:
+            loss = aggregate_loss(token_loss, action_mask, "seq_sum_constant", self.max_response_len)
+            if global_batch_size is not None:
+                # aggregate_loss averages over this micro-batch's sequences. Upstream's sample mode divides by
+                # the step's global sequence count (÷ gradient-accumulation steps) and multiplies by the DP
+                # size, so that micro-batches and ranks add up to one mean over the optimizer step; do the same.
+                loss = loss * action_mask.shape[0] / global_batch_size * dp_size
+        clip_ratio = masked_mean(cut.float(), action_mask)
         ppo_kl = masked_mean(-(log_probs - old_log_probs).detach(), action_mask)
         return loss, clip_ratio, ppo_kl, None, None
+
+    @property
+    def needs_entropy(self) -> bool:
+        return self.entropy_alpha is not None or self.token_control.top_entropy_rho is not None
 
 
 def build_policy_loss(args) -> AsymPolicyLoss:
@@ -110,6 +134,7 @@ def build_policy_loss(args) -> AsymPolicyLoss:
         max_response_len=args.rollout.max_new_tokens,
         entropy_alpha=args.asym.entropy_adv_alpha,
         entropy_kappa=args.asym.entropy_adv_kappa,
+        token_control=TokenControl(**(args.asym.token_control or {})),
         clip_eps_low=args.actor.eps_clip_low_high[0],
         clip_eps_high=args.actor.eps_clip_low_high[1],
         dual_clip=args.actor.dual_clip,
@@ -123,7 +148,11 @@ def build_policy_loss(args) -> AsymPolicyLoss:
 
 
 def needs_policy_loss(args) -> bool:
-    return args.asym.entropy_adv_alpha is not None or args.asym.loss_aggregation != "token_mean"
+    return (
+        args.asym.entropy_adv_alpha is not None
+        or args.asym.loss_aggregation != "token_mean"
+        or bool(getattr(args.asym, "token_control", None))
+    )
 
 
 def install_policy_loss(ppo_trainer, args) -> AsymPolicyLoss:
@@ -181,7 +210,7 @@ def install_token_entropy(ppo_trainer) -> None:
             return
         latest["entropy"] = entropy = training_forward_entropy(module, args, kwargs, output[1])
         loss_fn = ppo_trainer.actor_loss_fn
-        if isinstance(loss_fn, AsymPolicyLoss) and loss_fn.entropy_alpha is not None:
+        if isinstance(loss_fn, AsymPolicyLoss) and loss_fn.needs_entropy:
             loss_fn.token_entropy = entropy
 
     ppo_trainer.actor.register_forward_hook(record, with_kwargs=True)

@@ -38,6 +38,7 @@ import openrlhf.trainer.ppo_trainer as ppo_trainer_module
 import openrlhf.trainer.ray.ppo_actor as ppo_actor_module
 import openrlhf.utils.config as config_module
 from openrlhf.models import PolicyLoss
+from openrlhf.models import aggregate_loss as upstream_aggregate_loss
 
 # Actor.forward's own packed-sample layout helpers (--ds.packing_samples): the entropy hook reuses them.
 from openrlhf.models.ring_attn_utils import gather_and_pad_tensor, unpad_and_slice_tensor
@@ -77,6 +78,7 @@ __all__ = [
     "SamplesGenerator",
     "gather_and_pad_tensor",
     "unpad_and_slice_tensor",
+    "upstream_aggregate_loss",
     "config_module",
     "ppo_actor_module",
     "ppo_trainer_module",

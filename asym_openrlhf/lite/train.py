@@ -26,8 +26,9 @@ from asym_openrlhf.algorithms.advantages import AdvantageOptions, beta_metrics, 
 from asym_openrlhf.algorithms.control import BetaController
 from asym_openrlhf.algorithms.losses import (
     AGGREGATIONS,
+    TokenControl,
     aggregate_loss,
-    clipped_surrogate_loss,
+    controlled_token_loss,
     entropy_regularized,
     entropy_shaped_advantages,
     masked_mean,
@@ -43,7 +44,13 @@ from asym_openrlhf.algorithms.metrics import (
     solved_fractions,
     unique_correct_fraction,
 )
-from asym_openrlhf.cli.flags import add_estimator_flags, beta_controller_from_args, estimator_from_args
+from asym_openrlhf.cli.flags import (
+    add_estimator_flags,
+    add_token_control_flags,
+    beta_controller_from_args,
+    estimator_from_args,
+    token_control_from_args,
+)
 from asym_openrlhf.lite.rollout import decode_responses, generate, response_logprobs
 from asym_openrlhf.lite.tasks import AdditionTask, MathTask
 from asym_openrlhf.lite.tiny import TIERS
@@ -229,6 +236,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=2.0,
         help="Entropy Advantage kappa (> 1); default 2",
     )
+    add_token_control_flags(group)
     group.add_argument(
         "--control_advantages",
         choices=CONTROLS,
@@ -245,6 +253,7 @@ class Settings:
     estimator: str
     options: AdvantageOptions
     beta_control: dict | None  # entropy-targeted β: target, rate, adapt (and the start β), or None
+    token_control: dict | None  # Clip-Cov / KL-Cov / top-entropy tokens (TokenControl's fields), or None
     tier: str
     model: str
     task: str
@@ -323,10 +332,12 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         raise ValueError(f"--device: {args.device} requested but CUDA is not available")
     is_math = args.task == "math"
     controller = beta_controller_from_args(args, name, options)
+    token_control = token_control_from_args(args)
     return Settings(
         estimator=name,
         options=options,
         beta_control=None if controller is None else controller.__dict__.copy(),
+        token_control=None if token_control is None else dict(token_control.__dict__),
         tier=tier.name,
         model=str(args.model or tier.checkpoint_dir),
         task=args.task,
@@ -503,7 +514,8 @@ class Trainer:
         }
 
         self.model.train()
-        need_entropy = s.entropy_coef > 0 or s.entropy_adv_alpha > 0
+        control = TokenControl(**(s.token_control or {}))
+        need_entropy = s.entropy_coef > 0 or s.entropy_adv_alpha > 0 or control.top_entropy_rho is not None
         order = torch.randperm(len(problems), generator=self.data_rng)
         losses, clip_fracs = [], []
         for rows in order.chunk(s.mini_batches):
@@ -516,8 +528,16 @@ class Trainer:
                 token_adv = entropy_shaped_advantages(
                     token_adv, entropy, s.entropy_adv_alpha, s.entropy_adv_kappa
                 )
-            token_loss, clipped = clipped_surrogate_loss(
-                logp, old_logp[rows_dev], token_adv, s.eps_low, s.eps_high
+            token_loss, clipped = controlled_token_loss(
+                logp,
+                old_logp[rows_dev],
+                token_adv,
+                part_mask,
+                s.eps_low,
+                s.eps_high,
+                control,
+                entropy,
+                self.data_rng,
             )
             loss = aggregate_loss(token_loss, part_mask, s.loss_agg, s.max_new_tokens)
             if s.entropy_coef > 0:
