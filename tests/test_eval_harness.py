@@ -364,3 +364,34 @@ def test_every_flag_has_help():
         for action in parser._actions:
             if action.option_strings and action.dest != "help":
                 assert action.help, f"asym-eval {name} {action.option_strings[0]} has no help"
+
+
+def test_regrade_rewrites_the_grades_from_saved_responses(
+    full_run, tiny_model, benchmark_file, tmp_path, capsys
+):
+    from asym_eval.grading import GRADER_VERSION
+
+    out = tmp_path / "run"
+    shutil.copytree(full_run, out)
+    samples = read_samples(out)
+    # as an older grader left the folder: another version recorded, every verdict the other way
+    config = json.loads((out / "config.json").read_text())
+    assert config["settings"]["grader_version"] == GRADER_VERSION
+    config["settings"]["grader_version"] = GRADER_VERSION - 1
+    (out / "config.json").write_text(json.dumps(config))
+    old = [{**s, "correct": not s["correct"], "reason": "old"} for s in samples]
+    (out / "samples.jsonl").write_text("".join(json.dumps(s) + "\n" for s in old))
+
+    run = run_argv(tiny_model, benchmark_file, out) + RUN_FLAGS + ["--workers", "1"]
+    assert main(run) == 2  # no summary mixes two graders' verdicts
+    assert f"run `asym-eval regrade {out}` first" in capsys.readouterr().err
+    assert main(["regrade", str(out), "--workers", "1"]) == 2  # a file of our own: its path is needed
+    assert "--benchmarks: unknown benchmark 'add'" in capsys.readouterr().err
+    assert main(["regrade", str(out), "--benchmarks", f"add={benchmark_file}", "--workers", "1"]) == 0
+    assert f"{len(samples)} verdicts changed" in capsys.readouterr().out
+    assert read_samples(out) == samples
+    assert (out / "summary.json").read_text() == (full_run / "summary.json").read_text()
+    assert json.loads((out / "config.json").read_text())["settings"]["grader_version"] == GRADER_VERSION
+    assert main(run) == 0  # the folder is this grader's again
+    assert main(["regrade", str(tmp_path / "nothing")]) == 2
+    assert "OUT: " in capsys.readouterr().err

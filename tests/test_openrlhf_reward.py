@@ -35,6 +35,9 @@ CASES = [
     ("The answer is $\\boxed{\\frac{2}{3}}$.<|im_end|>", "\\frac{3}{4}", 0.0),
     ("I am not sure how to add fractions.<|im_end|>", "\\frac{3}{4}", 0.0),  # no answer at all
     ("Truncated mid-sentence \\boxed{\\frac{3}{", "\\frac{3}{4}", 0.0),  # unclosed box
+    # no box: read where math-verify's own extraction finds the final answer
+    ("The final answer is $\\frac{3}{4}$. I hope it is correct.<|im_end|>", "\\frac{3}{4}", 1.0),
+    ("Adding, we get\n\\[ \\frac{2}{3} \\]<|im_end|>", "\\frac{3}{4}", 0.0),
 ]
 HOSTILE = [
     "Clearly the answer is $\\boxed{9^{9^{9^9}}}$.",

@@ -2,7 +2,8 @@
 
 OpenRLHF 0.11.2 loads this file by path inside every vLLM engine actor and calls
 ``reward_func(queries, prompts, labels)`` once per sample, from a worker thread (``asyncio.to_thread``).
-Grading is the evaluation harness's (``asym_eval.grading.grade_response``: last ``\\boxed{}``, mathematical
+Grading is the evaluation harness's (``asym_eval.grading.grade_response``: the answer wherever math-verify's
+own extraction finds it, or the last ``\\boxed{}``, compared for mathematical
 equivalence), so training reward and evaluation accuracy agree. It is safe off the main thread and has a
 hard time limit, so a hostile completion such as ``\\boxed{9^{9^{9^9}}}`` costs at most ``TIMEOUT_S``
 seconds (or ``$ASYM_REWARD_TIMEOUT_S``) and scores 0. This function never raises: upstream would log the
@@ -35,7 +36,7 @@ def response_text(query: str, prompt: str) -> str:
     """The generated part of ``query`` (OpenRLHF decodes prompt + response together).
 
     When the decoded prompt does not round-trip exactly, the whole query is graded: the prompt's only
-    ``\\boxed{}`` is the empty one of the instruction, and the grader takes the last one, so a response's
+    ``\\boxed{}`` is the empty one of the instruction, and the grader also reads the last box, so a response's
     answer still wins and a response without one still scores 0.
     """
     return query[len(prompt) :] if query.startswith(prompt) else query

@@ -2,8 +2,10 @@
 
 asym-eval run    --model DIR --benchmarks math500,aime24,... --output_dir OUT
 asym-eval grade  --input F.jsonl --output G.jsonl
+asym-eval regrade OUT   (grade a run folder's saved responses again with this grader)
 asym-eval select --checkpoints RUN/ckpt [--final RUN/final] --benchmarks ... --output_dir OUT
 asym-eval plot   --runs NAME=OUT ... --output bars.png  |  --sweep SELECT_OUT --output sweep.png
+asym-eval table  --runs NAME=OUT ... [--paper] [--format md|csv|latex]
 """
 
 from __future__ import annotations
@@ -150,7 +152,7 @@ def cmd_run(args) -> int:
     return 0
 
 
-def _read_pairs(path: str):
+def _read_pairs(path: str, boxed_only: bool = False):
     from asym_eval.grading import GradeRequest
 
     rows, requests = [], []
@@ -165,6 +167,7 @@ def _read_pairs(path: str):
                     str(row["answer"]),
                     bool(row.get("is_multiple_answer", False)),
                     None if row.get("error") in (None, "") else float(row["error"]),
+                    boxed_only,
                 )
             except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
                 raise ValueError(
@@ -181,7 +184,7 @@ def cmd_grade(args) -> int:
     if not Path(args.input).is_file():
         raise ValueError(f"--input: no such file {args.input}")
     with GradingPool(args.workers, args.timeout_s) as pool:  # its processes start while the input is read
-        rows, requests = _read_pairs(args.input)
+        rows, requests = _read_pairs(args.input, args.boxed_only)
         results = pool.grade(requests)
     tmp = Path(args.output + ".tmp")
     with tmp.open("w", encoding="utf-8") as handle:
@@ -193,6 +196,17 @@ def cmd_grade(args) -> int:
     print(
         f"graded {len(results)} pairs: {correct} correct ({100.0 * correct / max(1, len(results)):.2f}%) -> {args.output}"
     )
+    return 0
+
+
+def cmd_regrade(args) -> int:
+    from asym_eval.harness import regrade
+    from asym_eval.pool import GradingPool
+
+    if not (Path(args.output_dir) / "config.json").is_file():
+        raise ValueError(f"OUT: {args.output_dir} has no config.json (not a folder written by asym-eval run)")
+    with GradingPool(args.workers, args.timeout_s) as pool:
+        regrade(Path(args.output_dir), args.benchmarks, pool)
     return 0
 
 
@@ -216,6 +230,13 @@ def cmd_plot(args) -> int:
     return 0
 
 
+def cmd_table(args) -> int:
+    from asym_eval.table import table
+
+    print(table(args.runs, args.format, args.paper))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="asym-eval", description=__doc__.splitlines()[0].replace("``", ""))
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -235,8 +256,31 @@ def build_parser() -> argparse.ArgumentParser:
     grade.add_argument(
         "--output", required=True, help="the input lines with correct, extracted, reason added"
     )
+    grade.add_argument(
+        "--boxed_only",
+        action="store_true",
+        help="strict mode: only the last \\boxed{} counts (default: also where math-verify's own extraction "
+        "finds the answer: several boxes, 'The final answer is ...', the last expression)",
+    )
     _add_grading_flags(grade)
     grade.set_defaults(handler=cmd_grade)
+
+    regrade = sub.add_parser(
+        "regrade", help="grade a run folder's saved responses again with this grader (no generation)"
+    )
+    regrade.add_argument(
+        "output_dir",
+        metavar="OUT",
+        help="a folder written by asym-eval run; its samples and summaries are rewritten",
+    )
+    regrade.add_argument(
+        "--benchmarks",
+        default=None,
+        help="the run's --benchmarks, needed for files of your own (NAME=PATH.jsonl; default: the names in "
+        "OUT/config.json); each file must be the one the samples were made from",
+    )
+    _add_grading_flags(regrade)
+    regrade.set_defaults(handler=cmd_regrade)
 
     select = sub.add_parser(
         "select", help="score every checkpoint on one benchmark, evaluate the best on all"
@@ -273,6 +317,23 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("--sweep", help="folder written by asym-eval select")
     plot.add_argument("--output", required=True, help="image file to write (.png, .pdf, .svg)")
     plot.set_defaults(handler=cmd_plot)
+
+    table = sub.add_parser("table", help="Table 1 across run/select outputs, optionally beside the paper's")
+    table.add_argument(
+        "--runs",
+        nargs="+",
+        required=True,
+        metavar="NAME=OUT",
+        help="folders written by asym-eval run or select (select: its winner); a NAME that is a Table 1 row "
+        "(asymgrpo, grpo, base, ...) is compared with the paper's row by --paper",
+    )
+    table.add_argument(
+        "--paper", action="store_true", help="beside each cell, the paper's number and ours minus it"
+    )
+    table.add_argument(
+        "--format", choices=["md", "csv", "latex"], default="md", help="output format (default md)"
+    )
+    table.set_defaults(handler=cmd_table)
     return parser
 
 

@@ -1,27 +1,38 @@
 """Grade one model response against a reference answer: the code both the evaluation and the training reward use.
 
-Order of work, cheapest first (most pairs never reach sympy):
-  1. clean the response (control characters out) and extract the answer: the last complete ``\\boxed{}`` or
-     ``\\fbox{}``, else the last "the answer is ..." phrase;
-  2. exact match after a meaning-preserving normalization (spaces, ``\\left``/``\\right``, ``\\dfrac``, ``$``);
-  3. plain numbers compared exactly as fractions (two different integers are settled as wrong here);
-  4. math-verify 0.9.0 (``parse``/``verify``, built on latex2sympy2_extended), the reference parsed once per
-     process (``lru_cache``).
+The answer is read where math-verify 0.9.0's own ``parse`` (default extraction) finds it first, named in
+``reason``: boxes (``boxed``; adjacent ones together, "\\boxed{1}, \\boxed{2}" is the list 1, 2), "the final
+answer is ..." (``final_answer``), "Answer: ..." (``answer``), else the last ``$...$``, ``\\[...\\]`` or number
+(``last_expression``). We run its extraction regexes and normalization, in its order, not its sympy parser.
+The last complete ``\\boxed{}``/``\\fbox{}`` alone (``last_box``) is a second reading where it differs (math-verify
+joins a corrected first try, "\\boxed{12}, but that fails ... \\boxed{13}", to it), unless a "final answer is"
+comes first for math-verify. The verdict is "correct" when either reading holds the reference. Each answer
+string is graded cheapest first (most pairs never reach sympy), against the reference as math-verify reads it
+(``\\frac65``, ``864 \\mbox{ inches}^2``) and as written:
+  1. exact match after a meaning-preserving normalization (spaces, ``\\left``/``\\right``, ``\\dfrac``, ``$``);
+  2. plain numbers compared exactly as fractions (two different integers are settled as wrong here);
+  3. two arithmetic constants, or tuples of them, whose values are far apart are different;
+  4. math-verify's ``parse``/``verify``: of the answer string, and of the whole response for its reading.
+A "wrong" from steps 1-3 on math-verify's reading stands only for one plain expression (math-verify then parses
+exactly that string), so the verdict is never below ``verify(parse(gold), parse(response))``; steps 1-2 and the
+last box keep what it misses (``1 000`` is 1000, a stray backslash, a corrected first try). ``boxed_only=True``
+is a strict mode, off by default: the last box only.
 
 Time limits: math-verify's own timeouts use SIGALRM, which only works in a process's main thread. In the main
 thread we arm one SIGALRM timer of our own around the whole math-verify step (float seconds, one bound for
 parse + verify together). In any other thread (a reward function inside a vLLM engine actor) the math-verify
 step is handed to a persistent child process that is killed when it overruns, so a call never hangs.
 
->>> grade_response("... so $x = 4$. The answer is $\\\\boxed{4}$.", "4").correct
+>>> grade_response("... so $x = 4$. The answer is $\\\\boxed{4}$.", "4").reason
+'boxed:exact'
+>>> grade_response("We find $x = \\\\boxed{1}$ or $x = \\\\boxed{-2}$.", "-2, 1").correct
 True
->>> grade_response("We get \\\\boxed{\\\\dfrac{1}{2}}", "0.5").reason
-'math_verify'
 """
 
 from __future__ import annotations
 
 import functools
+import itertools
 import logging
 import re
 import signal
@@ -29,17 +40,23 @@ import threading
 from dataclasses import dataclass
 from fractions import Fraction
 
+# Recorded with every run (config.json): samples graded by another version are not mixed into one summary.
+# Bump it whenever a verdict can change.
+GRADER_VERSION = 2
 DEFAULT_TIMEOUT_S = 5.0
 # Longest extracted answer we hand to the symbolic parser; the longest reference in the five benchmarks is
 # 198 characters, so anything this long is a runaway generation, not an answer.
 MAX_ANSWER_CHARS = 1000
+# Longest response whose math-verify reading is taken without a time limit (in a vLLM thread, in the pool's
+# parent). Its regexes are quadratic on degenerate text ("\\( a " repeated: 0.2 s at 4,000 characters, 4 s at
+# 19,000); longer responses are read in a process under the limit.
+MAX_FREE_READING_CHARS = 4000
 # How many ``\boxed`` openings we try from the end before giving up (bounds the work on brace bombs).
 MAX_BOXED_TRIES = 8
 
 # Every C0 control character except tab and newline, and DEL: they only ever come from broken generations.
 _CONTROL_CHARS = {code: None for code in [*range(0, 9), *range(11, 32), 127]}
 _BOXED_OPENERS = ("\\boxed", "\\fbox")
-_ANSWER_IS = re.compile(r"answer is[:\s]*", re.IGNORECASE)
 _PLAIN_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)")
 _SPACING_COMMANDS = re.compile(r"\\left(?![a-zA-Z])|\\right(?![a-zA-Z])|\\displaystyle|\\[!,;: ]|\s+|\$")
 
@@ -47,11 +64,27 @@ _SPACING_COMMANDS = re.compile(r"\\left(?![a-zA-Z])|\\right(?![a-zA-Z])|\\displa
 @dataclass(frozen=True)
 class GradeResult:
     """``correct``: the verdict; ``extracted``: the answer taken from the response (None if none);
-    ``reason``: which step decided (exact, number, math_verify, ...) or why it failed (timeout, ...)."""
+    ``reason``: ``READING:STEP``, where the answer was found (``last_box``; math-verify's ``boxed``,
+    ``final_answer``, ``answer``, ``last_expression``) and which step
+    decided (``exact``, ``number``, ``constant``, ``number_within_tolerance``, ``verify``, ``answer_too_long``),
+    or a failure (``no_answer``, ``timeout``, ``timeout_killed``, ``worker_crashed (exit code N)``, ...)."""
 
     correct: bool
     extracted: str | None
     reason: str
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One reading of the response: ``source`` (``last_box``, or the math-verify rule that found it), the answer
+    string (None when only math-verify's parse of the whole response can tell), the cheap steps' verdict (None:
+    undecided) and step, and ``single`` (see ``math_verify_candidate``)."""
+
+    source: str
+    answer: str | None
+    verdict: bool | None
+    step: str
+    single: bool = True
 
 
 class GradingTimeout(BaseException):
@@ -77,7 +110,12 @@ def _braced_content(text: str, open_index: int) -> str | None:
     return None
 
 
-def _last_boxed(text: str) -> str | None:
+def last_boxed(text: str) -> str | None:
+    """The content of the last complete, non-empty ``\\boxed{...}`` (or ``\\fbox{...}``).
+
+    >>> last_boxed("first \\\\boxed{1}, then \\\\boxed{ \\\\frac{2}{3} }")
+    '\\\\frac{2}{3}'
+    """
     end = len(text)
     for _ in range(MAX_BOXED_TRIES):
         start = max(text.rfind(opener, 0, end) for opener in _BOXED_OPENERS)
@@ -88,7 +126,7 @@ def _last_boxed(text: str) -> str | None:
         if rest == "{":
             content = _braced_content(text, after)
             if content is not None and content.strip():  # an empty box is the instruction's, not an answer
-                return content
+                return content.strip()
         elif rest == " ":  # "\boxed 5": the argument is the next token
             token = text[after + 1 :].split(maxsplit=1)
             if token:
@@ -97,23 +135,66 @@ def _last_boxed(text: str) -> str | None:
     return None
 
 
-def extract_answer(response: str) -> str | None:
-    """The last complete ``\\boxed{...}`` (or ``\\fbox{...}``), else the text after the last "answer is".
+@functools.cache
+def _math_verify_patterns():
+    """math-verify's extraction regexes for ``parse``'s default config, grouped by priority, as it orders them."""
+    from math_verify.parser import ExprExtractionConfig, LatexExtractionConfig, get_extraction_regexes
 
-    >>> extract_answer("first \\\\boxed{1}, then \\\\boxed{\\\\frac{2}{3}}")
-    '\\\\frac{2}{3}'
-    >>> extract_answer("Hence the answer is $42$.")
-    '42'
+    _math_verify()
+    flat = [
+        (priority, pattern, target)
+        for patterns, target in get_extraction_regexes([LatexExtractionConfig(), ExprExtractionConfig()])
+        for pattern, priority in patterns
+    ]
+    flat.sort(key=lambda item: item[0])  # stable, as in math-verify: LaTeX patterns before expressions
+    groups = itertools.groupby(flat, key=lambda item: item[0])
+    return [(priority, [(p, t) for _, p, t in group]) for priority, group in groups]
+
+
+def math_verify_candidate(text: str) -> tuple[str, bool, str] | None:
+    """What math-verify's ``parse`` tries first in ``text``: the string (the fallback string it returns), whether
+    it is one plain expression (not several joined as ``$a$ and $b$``, no percent sign, not a bare ``1/2``; when
+    such a string parses, it is math-verify's answer), and which of its rules found it (``_RULES``).
+
+    >>> math_verify_candidate("The final answer is $28$. I hope it is correct.")
+    ('28', True, 'final_answer')
+    >>> math_verify_candidate("no digits here") is None
+    True
     """
-    boxed = _last_boxed(response)
-    if boxed is not None:
-        return boxed.strip()
-    matches = list(_ANSWER_IS.finditer(response[-5000:]))
-    if not matches:
-        return None
-    tail = response[-5000:][matches[-1].end() :].split("\n", 1)[0][:200]
-    answer = tail.strip().strip("$").strip().rstrip(".").strip().strip("$").strip()
-    return answer or None
+    from dataclasses import replace
+
+    from latex2sympy2_extended.latex2sympy2 import normalize_latex
+    from math_verify.parser import LatexExtractionConfig, extract_expr
+
+    for priority, group in _math_verify_patterns():
+        matches = [(match, pattern, target) for pattern, target in group for match in pattern.finditer(text)]
+        if not matches:
+            continue
+        # math-verify tries the match that ends last first (then the one that starts first)
+        match, pattern, target = max(matches, key=lambda item: (item[0].end(), -item[0].start()))
+        rule = "boxed" if "boxed" in pattern.pattern else _RULES[priority]
+        found = match.groupdict()
+        if not isinstance(target, LatexExtractionConfig):
+            if found.get("expr"):
+                return found["expr"], False, rule
+            try:
+                _, number = extract_expr(match)  # digits only: no sympy parse
+            except ValueError:  # over Python's 4,300-digit limit: math-verify's parse gives up the same way
+                return match.group(0), False, rule
+            return number, not found.get("percent"), rule
+        latex = [(name, value) for name, value in found.items() if value and "_latex" in name]
+        config = target.normalization_config
+        strings = [
+            normalize_latex(value, config=replace(config, boxed="last") if name.endswith("Boxed") else config)
+            for name, value in latex
+        ]
+        single = len(latex) == 1 and not found.get(latex[0][0].split("_")[0] + "_percent")
+        return " and ".join(strings), single, rule
+    return None
+
+
+# math-verify's rule priorities (its parser.py) -> our name for where the answer was found.
+_RULES = {0: "final_answer", 50: "final_answer", 100: "answer", 200: "answer", 300: "last_expression"}
 
 
 def normalize(answer: str) -> str:
@@ -355,23 +436,26 @@ def parse_reference(answer: str):
     return _math_verify().parse(f"${answer}$", parsing_timeout=None)
 
 
-def _symbolic_equal(extracted: str, answer: str) -> bool:
+def _symbolic_equal(extracted: str, answer: str) -> tuple[bool, bool]:
+    """(equal, whether ``extracted`` parsed to an expression rather than only math-verify's fallback string)."""
     math_verify = _math_verify()
     gold = parse_reference(answer)
     pred = math_verify.parse(f"${extracted}$", parsing_timeout=None)
-    if not gold or not pred:
-        return False
-    return bool(math_verify.verify(gold, pred, timeout_seconds=None))
+    parsed = any(not isinstance(item, str) for item in pred)
+    return bool(gold and pred and math_verify.verify(gold, pred, timeout_seconds=None)), parsed
 
 
 @functools.lru_cache(maxsize=65536)
-def _symbolic_verdict(extracted: str, answer: str, multiple_answers: bool) -> bool:
-    """Cached: the k samples of a problem often end in the same (wrong) answer. A timeout raises, so it is
-    never cached."""
-    if _symbolic_equal(extracted, answer):
-        return True
-    if not multiple_answers:
-        return False
+def _symbolic_verdict(extracted: str, answer: str, multiple_answers: bool) -> tuple[bool, bool]:
+    """(correct, parsed). Cached: the k samples of a problem often end in the same (wrong) answer. A timeout
+    raises, so it is never cached."""
+    correct, parsed = _symbolic_equal(extracted, answer)
+    if correct or not multiple_answers:
+        return correct, parsed
+    return _any_order_parts_equal(extracted, answer), parsed
+
+
+def _any_order_parts_equal(extracted: str, answer: str) -> bool:
     # OlympiadBench multi-answer: the same answers in any order, each part graded on its own.
     gold_parts, pred_parts = split_top_level(answer), split_top_level(extracted)
     if len(gold_parts) != len(pred_parts) or len(gold_parts) < 2:
@@ -387,7 +471,7 @@ def _symbolic_verdict(extracted: str, answer: str, multiple_answers: bool) -> bo
 
 def _part_equal(pred: str, gold: str) -> bool:
     fast = _fast_verdict(pred, gold, None)
-    return fast[0] if fast is not None else _symbolic_equal(pred, gold)
+    return fast[0] if fast is not None else _symbolic_equal(pred, gold)[0]
 
 
 class _AlarmTimer:
@@ -412,18 +496,92 @@ class _AlarmTimer:
         return False
 
 
-def grade_without_parser(response: str, answer: str, tolerance: float | None = None) -> GradeResult | str:
-    """The cheap steps (string work, linear in the response, no sympy): a ``GradeResult`` when they settle
-    the pair, else the extracted answer for math-verify. Safe in any thread; needs no time limit."""
-    extracted = extract_answer(clean_response(response))
-    if extracted is None:
+def _reading(source: str, answer_text: str, single: bool, answer: str, tolerance: float | None) -> Reading:
+    """The cheap steps on one answer string. ``single``: a "wrong" may stand (the string is what gets parsed)."""
+    if len(answer_text) > MAX_ANSWER_CHARS:  # a runaway generation: only math-verify's own parse may differ
+        verdict = False if source == "last_box" else None
+        return Reading(source, answer_text[:MAX_ANSWER_CHARS], verdict, "answer_too_long", False)
+    spellings = _reference_spellings(answer)
+    fast = next(filter(None, (_fast_verdict(answer_text, gold, tolerance) for gold in spellings)), None)
+    if fast is None or (fast[0] is False and not single):
+        return Reading(source, answer_text, None, "verify", single)
+    return Reading(source, answer_text, *fast, single)
+
+
+@functools.lru_cache(maxsize=4096)
+def _reference_spellings(answer: str) -> tuple[str, ...]:
+    """The reference as math-verify reads it, then as written. Its parse of ``$answer$`` runs the same
+    extraction and normalization (``\\frac65``, ``864 \\mbox{ inches}^2``, ``\\$18.90`` become ``\\frac{6}{5}``,
+    ``864``, ``18.90``), so that string is what it turns into the value it compares with."""
+    found = math_verify_candidate(f"${answer}$")
+    return (answer,) if found is None or not found[1] or found[0] == answer else (found[0], answer)
+
+
+def read_answers(
+    response: str, answer: str, tolerance: float | None = None, boxed_only: bool = False, bounded: bool = True
+) -> list[Reading]:
+    """The readings of the response (the last box, math-verify's) and what the cheap steps (string and regex
+    work, no sympy) say of each. Safe in any thread. ``bounded``: no time limit is armed here, so a response
+    longer than ``MAX_FREE_READING_CHARS`` is not read by math-verify's regexes (left undecided, no string)."""
+    text = clean_response(response)
+    boxed = last_boxed(text)
+    if boxed_only:
+        return [] if boxed is None else [_reading("last_box", boxed, True, answer, tolerance)]
+    if bounded and len(text) > MAX_FREE_READING_CHARS:
+        # A correct last box still settles it here, unless a "final answer" (which math-verify's rules would
+        # read first) is in the text; anything else is read under the limit.
+        reading = None if boxed is None else _reading("last_box", boxed, True, answer, tolerance)
+        if reading and reading.verdict and "final answer" not in text.lower():
+            return [reading]
+        return [Reading("math_verify", None, None, "verify")]
+    found = math_verify_candidate(text)
+    readings = [] if found is None else [_reading(found[2], found[0], found[1], answer, tolerance)]
+    # The last box is read on its own too (math-verify may join a corrected first try to it, and it does not
+    # look for \fbox), except after a "final answer is", which math-verify ranks first: then that is the answer.
+    if boxed is not None and (
+        found is None or (found[2] != "final_answer" and normalize(found[0]) != normalize(boxed))
+    ):
+        readings.append(_reading("last_box", boxed, True, answer, tolerance))
+    return readings
+
+
+def _settled(readings: list[Reading]) -> GradeResult | None:
+    """Correct as soon as one reading is, wrong once all are, else None (the parser must decide)."""
+    for reading in readings:
+        if reading.verdict:
+            return GradeResult(True, reading.answer, f"{reading.source}:{reading.step}")
+    if not readings:
         return GradeResult(False, None, "no_answer")
-    fast = _fast_verdict(extracted, answer, tolerance)
-    if fast is not None:
-        return GradeResult(fast[0], extracted, fast[1])
-    if len(extracted) > MAX_ANSWER_CHARS:
-        return GradeResult(False, extracted[:MAX_ANSWER_CHARS], "answer_too_long")
-    return extracted
+    if any(reading.verdict is None for reading in readings):
+        return None
+    shown = readings[0]  # math-verify's reading when there is one: it sees several boxes
+    return GradeResult(False, shown.answer, f"{shown.source}:{shown.step}")
+
+
+def grade_without_parser(
+    response: str, answer: str, tolerance: float | None = None, boxed_only: bool = False
+) -> GradeResult | None:
+    """The cheap steps: a ``GradeResult`` when they settle the pair, else None (the parser must decide)."""
+    try:
+        return _settled(read_answers(response, answer, tolerance, boxed_only))
+    except Exception:  # math-verify's normalization failing on an odd string: the worker reports it
+        return None
+
+
+def _parser_verdict(reading: Reading, text: str, answer: str, multiple_answers: bool) -> bool:
+    """Our parse of the answer string (with OlympiadBench's any-order parts), then, for math-verify's reading,
+    its own parse of the whole response: it moves on to the next match when the first does not parse, and reads
+    percent signs and lists its own way. One plain expression that parsed is its answer already."""
+    parsed = False
+    if reading.answer is not None and reading.step != "answer_too_long":
+        correct, parsed = _symbolic_verdict(reading.answer, answer, multiple_answers)
+        if correct:
+            return True
+    if reading.source == "last_box" or (reading.single and parsed):
+        return False
+    math_verify = _math_verify()
+    gold, pred = parse_reference(answer), math_verify.parse(text, parsing_timeout=None)
+    return bool(gold and pred and math_verify.verify(gold, pred, timeout_seconds=None))
 
 
 def grade_in_this_process(
@@ -433,19 +591,29 @@ def grade_in_this_process(
     timeout_s: float = DEFAULT_TIMEOUT_S,
     multiple_answers: bool = False,
     tolerance: float | None = None,
+    boxed_only: bool = False,
 ) -> GradeResult:
     """``grade_response`` without the thread check: must run in the main thread (SIGALRM)."""
-    extracted = grade_without_parser(response, answer, tolerance)
-    if isinstance(extracted, GradeResult):
-        return extracted
+    text, readings = clean_response(response), []
     try:
-        with _AlarmTimer(timeout_s):
-            correct = _symbolic_verdict(extracted, answer, multiple_answers)
+        with _AlarmTimer(timeout_s):  # the readings too: here nothing else bounds a long response's regexes
+            readings = read_answers(text, answer, tolerance, boxed_only, bounded=False)
+            settled = _settled(readings)
+            if settled is not None:
+                return settled
+            decided = []
+            for reading in readings:
+                if reading.verdict is None:
+                    verdict = _parser_verdict(reading, text, answer, multiple_answers)
+                    reading = Reading(reading.source, reading.answer, verdict, "verify")
+                decided.append(reading)
+                if reading.verdict:
+                    break
+            return _settled(decided)
     except GradingTimeout:
-        return GradeResult(False, extracted, "timeout")
+        return GradeResult(False, readings[0].answer if readings else None, "timeout")
     except Exception as err:  # a parser bug on one odd string must not stop a run
-        return GradeResult(False, extracted, f"error: {type(err).__name__}")
-    return GradeResult(correct, extracted, "math_verify")
+        return GradeResult(False, readings[0].answer if readings else None, f"error: {type(err).__name__}")
 
 
 def grade_response(
@@ -455,24 +623,31 @@ def grade_response(
     timeout_s: float = DEFAULT_TIMEOUT_S,
     multiple_answers: bool = False,
     tolerance: float | None = None,
+    boxed_only: bool = False,
 ) -> GradeResult:
     """Is ``response``'s final answer equal to ``answer``? Safe from any thread; never runs past
     ``timeout_s`` (plus about a second of process start-up the first time it is called off the main thread).
 
     ``multiple_answers``: ``answer`` is a comma-separated list (OlympiadBench ``is_multiple_answer``), any
-    order accepted. ``tolerance``: absolute numeric tolerance (OlympiadBench ``error``).
+    order accepted. ``tolerance``: absolute numeric tolerance (OlympiadBench ``error``). ``boxed_only``: the
+    strict mode, only the last ``\\boxed{}`` counts (no math_verify reading of the rest of the response).
     """
     if threading.current_thread() is threading.main_thread():
         return grade_in_this_process(
-            response, answer, timeout_s=timeout_s, multiple_answers=multiple_answers, tolerance=tolerance
+            response,
+            answer,
+            timeout_s=timeout_s,
+            multiple_answers=multiple_answers,
+            tolerance=tolerance,
+            boxed_only=boxed_only,
         )
     # Off the main thread SIGALRM is unavailable: settle the cheap cases here, hand the rest to a child.
-    settled = grade_without_parser(response, answer, tolerance)
-    if isinstance(settled, GradeResult):
+    settled = grade_without_parser(response, answer, tolerance, boxed_only)
+    if settled is not None:
         return settled
     from asym_eval.pool import shared_thread_pool
 
-    request = GradeRequest(response, answer, multiple_answers, tolerance)
+    request = GradeRequest(response, answer, multiple_answers, tolerance, boxed_only)
     return shared_thread_pool(timeout_s).grade([request], progress=False)[0]
 
 
@@ -484,3 +659,4 @@ class GradeRequest:
     answer: str
     multiple_answers: bool = False
     tolerance: float | None = None
+    boxed_only: bool = False

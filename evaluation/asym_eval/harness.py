@@ -1,13 +1,16 @@
 """``asym-eval run``: generate k samples per problem, grade them, score Avg@k and pass@k; resumable.
 
 Files under OUT/:
-  config.json   what the samples were made with; a rerun with different settings is refused
+  config.json   what the samples were made with, and the grader version that graded them; a rerun with
+                different settings, or with another grader version, is refused (``regrade`` updates the grades)
   samples.jsonl one line per sample (benchmark, problem_id, problem_index, sample_index, response,
                 extracted, correct, reason); appended prompt by prompt, so a killed run keeps its work
   summary.json  scores per benchmark (Avg@k, pass@k, pass@1, in %) and the mean Avg@k
   table.md      the Table 1 row, also printed
 Resume: a line cut short by a kill, or a prompt with fewer than its k samples, is dropped on load and that
 prompt is generated again; everything complete is kept.
+Regrade: ``asym-eval regrade OUT`` grades the saved responses again with this grader and rewrites samples.jsonl,
+summary.json and table.md, without generating.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from pathlib import Path
 
 from asym_eval.benchmarks import Benchmark, load_benchmark, parse_benchmark_spec
 from asym_eval.generation import BackendOptions, Sampling, build_prompt, encode_prompt, make_backend
-from asym_eval.grading import DEFAULT_TIMEOUT_S, GradeRequest
+from asym_eval.grading import DEFAULT_TIMEOUT_S, GRADER_VERSION, GradeRequest
 from asym_eval.scoring import PAPER_BENCHMARKS, benchmark_scores, markdown_table
 
 # How many prompts are generated and graded between two appends to samples.jsonl (hf backend).
@@ -86,11 +89,18 @@ def _write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def _check_config(out: Path, settings: dict, benchmark_settings: dict) -> None:
-    """Refuse to mix samples made with other settings; new benchmarks may be added to a run."""
+def _check_config(out: Path, settings: dict, benchmark_settings: dict, run_name: str | None) -> None:
+    """Refuse to mix samples made with other settings, or graded by another grader version; new benchmarks may
+    be added to a run."""
     path = out / "config.json"
     if path.exists():
         old = json.loads(path.read_text())
+        graded_by = old["settings"].get("grader_version")
+        if graded_by != settings["grader_version"]:
+            raise ValueError(
+                f"{out}: its samples were graded by grader version {graded_by}, this is version "
+                f"{settings['grader_version']}; run `asym-eval regrade {out}` first, or use another --output_dir"
+            )
         for key, value in settings.items():
             if old["settings"].get(key) != value:
                 raise ValueError(
@@ -105,7 +115,8 @@ def _check_config(out: Path, settings: dict, benchmark_settings: dict) -> None:
                 )
         benchmark_settings = {**old["benchmarks"], **benchmark_settings}
     out.mkdir(parents=True, exist_ok=True)
-    _write_atomic(path, json.dumps({"settings": settings, "benchmarks": benchmark_settings}, indent=2) + "\n")
+    config = {"settings": settings, "benchmarks": benchmark_settings, "run_name": run_name}
+    _write_atomic(path, json.dumps(config, indent=2) + "\n")
 
 
 def load_samples(path: Path, n: dict[str, int]) -> dict[tuple[str, int], list[dict]]:
@@ -163,11 +174,12 @@ def run_evaluation(config: RunConfig, pool=None, backend=None) -> dict:
         "dtype": config.dtype,
         "seed": config.seed,
         **asdict(sampling),
+        "grader_version": GRADER_VERSION,
     }
     benchmark_settings = {
         b.name: {"sha256": b.sha256, "n": n[b.name], "limit": config.limit} for b in benchmarks
     }
-    _check_config(out, settings, benchmark_settings)
+    _check_config(out, settings, benchmark_settings, config.run_name)
     samples_path = out / "samples.jsonl"
     done = load_samples(samples_path, n)
 
@@ -189,7 +201,63 @@ def run_evaluation(config: RunConfig, pool=None, backend=None) -> dict:
     finally:
         if own_pool and pool is not None:
             pool.close()
-    return _summarize(benchmarks, n, done, config, out)
+    return _summarize(benchmarks, n, done, config.model, config.run_name, out)
+
+
+def regrade(out: Path, benchmarks: str | None = None, pool=None) -> dict:
+    """Grade the saved responses of a run folder again with this grader; rewrites samples.jsonl (correct,
+    extracted, reason), summary.json, table.md and config.json's grader version. ``benchmarks``: the run's
+    ``--benchmarks``, needed for files of your own (``name=path.jsonl``); default: the names in config.json."""
+    from asym_eval.pool import GradingPool
+
+    path = out / "config.json"
+    if not path.is_file():
+        raise ValueError(f"{out}: no config.json, not a folder written by asym-eval run")
+    config = json.loads(path.read_text())
+    recorded = config["benchmarks"]
+    entries = parse_benchmark_spec(benchmarks or ",".join(recorded))
+    if sorted(name for name, _ in entries) != sorted(recorded):
+        raise ValueError(f"--benchmarks: must name this run's benchmarks ({', '.join(recorded)}), no others")
+    loaded = []
+    for name, bench_path in entries:
+        benchmark = load_benchmark(name, bench_path, recorded[name]["limit"])
+        if benchmark.sha256 != recorded[name]["sha256"]:
+            raise ValueError(f"--benchmarks: {name}: {bench_path} is not the file the samples were made from")
+        loaded.append(benchmark)
+    n = {name: recorded[name]["n"] for name in recorded}
+    samples_path = out / "samples.jsonl"
+    done = load_samples(samples_path, n)
+    for benchmark in loaded:
+        have = sum((benchmark.name, i) in done for i in range(len(benchmark.problems)))
+        if have < len(benchmark.problems):
+            raise ValueError(
+                f"{out}: {benchmark.name} has {have} of {len(benchmark.problems)} prompts; "
+                "finish the run (asym-eval run) before regrading"
+            )
+    problems = {b.name: b.problems for b in loaded}
+    keys = sorted(done)
+    rows = [row for key in keys for row in done[key]]
+    requests = []
+    for row in rows:
+        problem = problems[row["benchmark"]][row["problem_index"]]
+        requests.append(
+            GradeRequest(row["response"], problem.answer, problem.multiple_answers, problem.tolerance)
+        )
+    own_pool = pool is None
+    pool = pool or GradingPool()
+    try:
+        results = pool.grade(requests, progress=len(requests) > 200, desc="regrading")
+    finally:
+        if own_pool:
+            pool.close()
+    changed = sum(row["correct"] != result.correct for row, result in zip(rows, results))
+    for row, result in zip(rows, results):
+        row.update(extracted=result.extracted, correct=result.correct, reason=result.reason)
+    _write_atomic(samples_path, "".join(json.dumps(row) + "\n" for row in rows))
+    config["settings"]["grader_version"] = GRADER_VERSION
+    _write_atomic(path, json.dumps(config, indent=2) + "\n")
+    print(f"regraded {len(rows)} samples with grader version {GRADER_VERSION}: {changed} verdicts changed")
+    return _summarize(loaded, n, done, config["settings"]["model"], config.get("run_name"), out)
 
 
 def _generate_and_grade(benchmark: Benchmark, missing, k, sampling, config, backend, pool, samples_path):
@@ -251,17 +319,17 @@ def _grade_and_save(benchmark: Benchmark, batch, pool, samples_path):
     yield from rows_by_prompt
 
 
-def _summarize(benchmarks, n, done, config: RunConfig, out: Path) -> dict:
+def _summarize(benchmarks, n, done, model: str, run_name: str | None, out: Path) -> dict:
     scores = {}
     for benchmark in benchmarks:
         correct = [
             [int(row["correct"]) for row in done[(benchmark.name, i)]] for i in range(len(benchmark.problems))
         ]
         scores[benchmark.name] = benchmark_scores(correct, n[benchmark.name])
-    name = config.run_name or Path(config.model).name
+    name = run_name or Path(model).name
     table = markdown_table({name: scores})
     summary = {
-        "model": str(Path(config.model).resolve()),
+        "model": str(Path(model).resolve()),
         "benchmarks": scores,
         "mean_avg_at_k": sum(s["avg_at_k"] for s in scores.values()) / len(scores),
     }

@@ -62,6 +62,7 @@ def _worker_loop(conn, timeout_s: float) -> None:
             timeout_s=timeout_s,
             multiple_answers=request.multiple_answers,
             tolerance=request.tolerance,
+            boxed_only=request.boxed_only,
         )
         conn.send((index, result))
 
@@ -129,11 +130,12 @@ class GradingPool:
         self, requests: list[GradeRequest], progress: bool = True, desc: str = "grading"
     ) -> list[GradeResult]:
         results: list[GradeResult | None] = [None] * len(requests)
-        # The cheap steps run here, while the workers may still be starting; only the rest is sent to them.
+        # The cheap steps run here, on the core the starting workers leave free (their fork server imports and
+        # warms math-verify meanwhile); only the rest is sent to them.
         for index, request in enumerate(requests):
-            settled = grade_without_parser(request.response, request.answer, request.tolerance)
-            if isinstance(settled, GradeResult):
-                results[index] = settled
+            results[index] = grade_without_parser(
+                request.response, request.answer, request.tolerance, request.boxed_only
+            )
         queues = self._assign_by_answer(requests, [i for i, result in enumerate(results) if result is None])
         bar = None
         if progress:
