@@ -22,6 +22,10 @@ SUBCOMMANDS = {
         "asym_openrlhf.lite.study",
         "run several estimators from one start and draw the paper's figures",
     ),
+    "plot": (
+        "asym_openrlhf.cli.plot_runs",
+        "draw Fig. 2-5 from OpenRLHF TensorBoard logs or asym-rl lite folders (PNG, SVG, CSV)",
+    ),
 }
 
 
