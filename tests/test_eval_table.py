@@ -203,7 +203,7 @@ def test_the_guides_table_prints_the_papers_numbers():
         cells = [cell.strip() for cell in line.strip("|").split("|")]
         script = re.search(r"qwen3-4b/train_(\w+)\.sh", cells[0])
         row = script.group(1) if script else "base" if cells[1] == "Qwen3-4B (base)" else None
-        if row:
+        if row and cells[7] != "—":  # scripts beyond Table 1 have no paper numbers
             found[row] = (cells[1], tuple(float(c) for c in cells[2:7]), float(cells[7]))
     assert found == TABLE1
     for method, five, avg in TABLE1.values():

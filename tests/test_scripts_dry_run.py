@@ -49,6 +49,15 @@ ROWS = {
         "asymgrpo_symmetric": dict(estimator=ASYM, betas=(0.7, 0.7)),
         "asymgrpo": dict(estimator=ASYM, betas=(0.9, 0.4)),
         "asymgrpo_clip_higher": dict(estimator=ASYM, betas=(0.9, 0.3), eps=(0.2, 0.28)),
+        # beyond Table 1
+        "w_reinforce": dict(estimator="w_reinforce", betas=(0.0, 0.0), scales=(0.1, 1.0)),
+        "grpo_clip_cov": dict(
+            estimator="group_norm", token_control=dict(cov_mode="clip_cov", cov_ratio=2e-4)
+        ),
+        "grpo_kl_cov": dict(estimator="group_norm", token_control=dict(cov_mode="kl_cov", kl_cov_coef=1.0)),
+        "asymgrpo_top_entropy": dict(
+            estimator=ASYM, betas=(0.9, 0.4), token_control=dict(top_entropy_rho=0.2)
+        ),
     },
     "qwen2.5-math-1.5b": {
         "reinforce": dict(estimator=ASYM, betas=(0.0, 0.0)),
@@ -131,6 +140,12 @@ def test_script_resolves_to_spec_settings(model, row):
     assert tuple(args.actor.eps_clip_low_high) == want["eps"]
     assert (args.asym.entropy_adv_alpha, args.asym.entropy_adv_kappa) == want["entropy_adv"]
     assert args.asym.loss_aggregation == want["aggregation"]
+    for key, value in want.get("token_control", {}).items():
+        assert args.asym.token_control[key] == value, key
+    if "token_control" not in want:
+        assert args.asym.token_control is None
+    if "scales" in want:
+        assert (args.asym.scale_pos, args.asym.scale_neg) == want["scales"]
     # Fig. 2 (d,h) is drawn from the Section 3 runs: they log the positive rollouts' log-prob gain.
     assert args.asym.log_pos_logprob_gain == (model == "qwen2.5-math-1.5b")
     if want["estimator"] in UPSTREAM_NAMES:
