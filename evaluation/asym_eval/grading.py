@@ -475,20 +475,32 @@ def _part_equal(pred: str, gold: str) -> bool:
 
 
 class _AlarmTimer:
-    """SIGALRM after ``seconds`` (main thread only); restores whatever timer and handler were there."""
+    """SIGALRM after ``seconds`` (main thread only); restores whatever timer and handler were there.
+
+    The alarm repeats every ``REFIRE_S`` until the block ends: an exception raised by a signal handler is lost
+    where Python cannot propagate it (in a ``__del__``, a weakref or GC callback: "Exception ignored in ..."),
+    and a one-shot alarm lost that way left a hostile response unbounded (26-42 s instead of 1 s, seen under
+    load). A later alarm raises again.
+    """
+
+    REFIRE_S = 0.05
 
     def __init__(self, seconds: float):
         self.seconds = seconds
+        self.active = False
 
     def __enter__(self):
         def on_alarm(signum, frame):
-            raise GradingTimeout(f"grading took over {self.seconds:g}s")
+            if self.active:  # not once the block is leaving: the last alarm may land in __exit__
+                raise GradingTimeout(f"grading took over {self.seconds:g}s")
 
         self.previous_handler = signal.signal(signal.SIGALRM, on_alarm)
-        self.previous_timer = signal.setitimer(signal.ITIMER_REAL, self.seconds)
+        self.active = True
+        self.previous_timer = signal.setitimer(signal.ITIMER_REAL, self.seconds, self.REFIRE_S)
         return self
 
     def __exit__(self, *exc):
+        self.active = False
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, self.previous_handler)
         if self.previous_timer[0] > 0:  # someone else's timer was running: put it back
