@@ -86,3 +86,24 @@ def test_every_flag_has_help():
         for action in module_parser._actions + parser._actions:
             if action.option_strings and action.dest != "help":
                 assert action.help and len(action.help) > 10, (name, action.option_strings)
+
+
+def test_a_beta_schedule_prints_the_curves_at_a_step_and_plots_three(tmp_path, capsys):
+    # linear beta- 0.4 -> 1.0 over 11 steps (0..10): 0.7 at step 5
+    argv = [
+        "advantage-table",
+        "--asym.beta_schedule",
+        "linear",
+        "--asym.beta_neg_end",
+        "1.0",
+        "--group_size",
+        "4",
+    ]
+    assert cli_main.main([*argv, "--total_steps", "11", "--step", "5", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["rows"]
+    assert rows[3]["adv_neg"] == pytest.approx(-(3.0**0.7))  # p = 3/4: -(0.75/0.25)^0.7
+    out = tmp_path / "schedule.png"
+    assert cli_main.main([*argv, "--total_steps", "11", "--plot", str(out)]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert cli_main.main([*argv, "--step", "3"]) == 2  # a schedule needs --total_steps
+    assert "--total_steps" in capsys.readouterr().err

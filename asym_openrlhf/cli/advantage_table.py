@@ -101,14 +101,21 @@ def plot_curves(path: str, name: str, group_size: int, options: AdvantageOptions
         neg = [(r["p"], r["adv_neg"]) for r in rows if r["adv_neg"] is not None]
         ax_pos.plot(*zip(*pos), style, marker="o", color=color, label=label)
         ax_neg.plot(*zip(*neg), style, marker="o", color=color, label=label)
-    for ax, title in ((ax_pos, "(a) correct rollouts: A_pos(p)"), (ax_neg, "(b) wrong rollouts: A_neg(p)")):
+    _finish(fig, ax_pos, ax_neg, f"G = {group_size}", path)
+
+
+def _finish(fig, ax_pos, ax_neg, title: str, path: str) -> None:
+    """Fig. 1(a,b)'s layout: both panels against p, titled, saved and closed."""
+    import matplotlib.pyplot as plt
+
+    for ax, panel in ((ax_pos, "(a) correct rollouts: A_pos(p)"), (ax_neg, "(b) wrong rollouts: A_neg(p)")):
         ax.set_xlabel("group accuracy p")
-        ax.set_title(title)
+        ax.set_title(panel)
         ax.axhline(0, color="grey", linewidth=0.5)
         ax.grid(alpha=0.3)
         ax.legend()
     ax_pos.set_ylabel("advantage")
-    fig.suptitle(f"G = {group_size}")
+    fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -153,17 +160,8 @@ def plot_schedule(path: str, name: str, group_size: int, options: AdvantageOptio
             color=color,
             label=label,
         )
-    for ax, title in ((ax_pos, "(a) correct rollouts: A_pos(p)"), (ax_neg, "(b) wrong rollouts: A_neg(p)")):
-        ax.set_xlabel("group accuracy p")
-        ax.set_title(title)
-        ax.axhline(0, color="grey", linewidth=0.5)
-        ax.grid(alpha=0.3)
-        ax.legend()
-    ax_pos.set_ylabel("advantage")
-    fig.suptitle(f"{name}, {options.beta_schedule} beta schedule over {total_steps} steps, G = {group_size}")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    title = f"{name}, {options.beta_schedule} beta schedule over {total_steps} steps, G = {group_size}"
+    _finish(fig, ax_pos, ax_neg, title, path)
 
 
 def run(args: argparse.Namespace) -> int:

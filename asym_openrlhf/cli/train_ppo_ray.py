@@ -214,29 +214,26 @@ def resolve_settings(ours: argparse.Namespace, args) -> SimpleNamespace:
     control = token_control_from_args(ours)
     settings.token_control = None if control is None else dict(control.__dict__)
     if control is not None:
-        for flag, unsupported in (
-            ("--actor.dual_clip", args.actor.dual_clip is not None),
-            ("--algo.advantage.is_correction_level", args.algo.advantage.is_correction_level != "off"),
-            ("--actor.policy_loss_type", args.actor.policy_loss_type != "ppo"),
-            ("--actor.loss_agg_mode", args.actor.loss_agg_mode != "token-mean"),
-        ):
-            if unsupported:
-                _refuse(flag, "not supported with --cov.mode / --top_entropy.rho (their loss is PPO's clip)")
+        _refuse_other_losses(args, "with --cov.mode / --top_entropy.rho (their loss is PPO's clip)")
 
     if settings.loss_aggregation == "seq_sum_constant":
         if not args.rollout.max_new_tokens:
             _refuse("--rollout.max_new_tokens", "Dr.GRPO divides each sequence's loss sum by it: set it")
-        for flag, unsupported in (
-            ("--actor.dual_clip", args.actor.dual_clip is not None),
-            ("--algo.advantage.is_correction_level", args.algo.advantage.is_correction_level != "off"),
-            ("--actor.policy_loss_type", args.actor.policy_loss_type != "ppo"),
-            ("--actor.loss_agg_mode", args.actor.loss_agg_mode != "token-mean"),
-        ):
-            if unsupported:
-                _refuse(
-                    flag, "not supported with dr_grpo, whose loss aggregation is Dr.GRPO's sum / constant"
-                )
+        _refuse_other_losses(args, "with dr_grpo, whose loss aggregation is Dr.GRPO's sum / constant")
     return settings
+
+
+def _refuse_other_losses(args, why: str) -> None:
+    """Our own loss path (asym_openrlhf.algorithms.losses.controlled_token_loss) is PPO's clipped surrogate
+    with token-level aggregation: refuse the upstream loss variants it does not implement."""
+    for flag, unsupported in (
+        ("--actor.dual_clip", args.actor.dual_clip is not None),
+        ("--algo.advantage.is_correction_level", args.algo.advantage.is_correction_level != "off"),
+        ("--actor.policy_loss_type", args.actor.policy_loss_type != "ppo"),
+        ("--actor.loss_agg_mode", args.actor.loss_agg_mode != "token-mean"),
+    ):
+        if unsupported:
+            _refuse(flag, f"not supported {why}")
 
 
 @contextlib.contextmanager
