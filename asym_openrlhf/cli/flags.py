@@ -172,11 +172,8 @@ def estimator_from_args(
                 f"{OPTION_FLAGS[key]}: preset {name!r} fixes {key} = {estimator.fixed[key]!r}; "
                 f"use --advantage_estimator asym_grpo to set it yourself"
             )
-    scheduled = given.get("beta_schedule", "constant") != "constant"
-    if scheduled and ("beta_pos" not in estimator.reads or {"beta_pos", "beta_neg"} & set(estimator.fixed)):
-        raise ValueError(
-            f"--asym.beta_schedule: {name!r} has no beta of its own to move; use --advantage_estimator asym_grpo"
-        )
+    if given.get("beta_schedule", "constant") != "constant":
+        _require_movable_beta(estimator, "--asym.beta_schedule")
     options = AdvantageOptions(**given)
     try:
         options.validate()
@@ -185,6 +182,14 @@ def estimator_from_args(
     except ValueError as err:
         raise ValueError(_name_flag(str(err), group_size_flag)) from None
     return name, options
+
+
+def _require_movable_beta(estimator, flag: str) -> None:
+    """A schedule or a controller moves beta: the estimator must read beta and not be a preset that fixes it."""
+    if "beta_pos" not in estimator.reads or {"beta_pos", "beta_neg"} & set(estimator.fixed):
+        raise ValueError(
+            f"{flag}: {estimator.name!r} has no beta of its own to move; use --advantage_estimator asym_grpo"
+        )
 
 
 def _name_flag(message: str, group_size_flag: str) -> str:
@@ -213,10 +218,7 @@ def beta_controller_from_args(args: argparse.Namespace, name: str, options: Adva
                 raise ValueError(f"{flag}: only applies with --asym.target_entropy")
         return None
     estimator = ESTIMATORS[name]
-    if "beta_pos" not in estimator.reads or {"beta_pos", "beta_neg"} & set(estimator.fixed):
-        raise ValueError(
-            f"--asym.target_entropy: {name!r} has no beta of its own to move; use --advantage_estimator asym_grpo"
-        )
+    _require_movable_beta(estimator, "--asym.target_entropy")
     if options.beta_schedule != "constant":
         raise ValueError(
             "--asym.target_entropy: choose either a beta schedule or the entropy target, not both"

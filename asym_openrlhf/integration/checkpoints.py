@@ -27,12 +27,12 @@ import re
 import shutil
 from pathlib import Path
 
+from asym_eval.select import FINAL_MARKER  # the file asym-eval select --final reads
+
 logger = logging.getLogger(__name__)
 
 # Upstream's names: f"{tag}_hf" with tag f"global_step{N}" or f"best_global_step{N}". Nothing else is deleted.
 HF_FOLDER = re.compile(r"(best_)?global_step(\d+)_hf")
-# Read by asym_eval.select (same name there; a test checks they agree).
-FINAL_MARKER = "asym_final_step.json"
 
 
 def hf_folder_name(step: int, best: bool = False) -> str:

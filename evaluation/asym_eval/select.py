@@ -67,6 +67,12 @@ def read_final(folder: Path) -> tuple[int, Path]:
     return step, folder
 
 
+def run_folder_name(checkpoint: Path, step: int, is_final: bool) -> str:
+    """The run folder (under OUT) a candidate is evaluated in: its folder's name. The final folder's name
+    carries no step, so its step is added: a later final of a resumed run must not reuse its samples."""
+    return f"{checkpoint.name}_step{step}" if is_final else checkpoint.name
+
+
 def group_by_step(candidates: list[tuple[int, Path]]) -> list[tuple[int, list[Path]]]:
     """One entry per step, its folders in the order given (the first is the one scored)."""
     groups: dict[int, list[Path]] = {}
@@ -99,8 +105,7 @@ def select_checkpoint(args, make_config) -> dict:
     )
     sweep, run_names = [], {}
     for step, (path, *same) in group_by_step(candidates):
-        # The final folder's name carries no step; a later final of a resumed run must not reuse its samples.
-        run_name = f"{path.name}_step{step}" if final and path == final[1] else path.name
+        run_name = run_folder_name(path, step, bool(final) and path == final[1])
         also = f" (also {', '.join(_label(p, final) for p in same)}: same weights)" if same else ""
         print(f"[select] step {step}: {_label(path, final)}{also} on {args.select_on}")
         config = make_config(

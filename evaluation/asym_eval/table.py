@@ -25,6 +25,7 @@ from asym_eval.paper import (
     paper_row,
 )
 from asym_eval.scoring import PAPER_BENCHMARKS, display_name
+from asym_eval.select import run_folder_name
 
 FORMATS = ("md", "csv", "latex")
 COLUMNS = (*TABLE1_COLUMNS, "avg")
@@ -48,13 +49,10 @@ def _read_json(path: Path) -> dict:
 
 
 def _winner_folder(out: Path, selection: dict) -> Path:
-    # The run folder asym-eval select names after the winner (asym_eval/select.py): the checkpoint folder's
-    # name, with _step<N> added for the --final policy.
+    """The run folder asym-eval select evaluated the winner in."""
     winner = selection["winner"]
-    name = Path(winner["checkpoint"]).name
-    if selection.get("final") and winner["checkpoint"] == selection["final"]:
-        name = f"{name}_step{winner['step']}"
-    return out / name
+    is_final = bool(selection.get("final")) and winner["checkpoint"] == selection["final"]
+    return out / run_folder_name(Path(winner["checkpoint"]), winner["step"], is_final)
 
 
 def read_row(name: str, folder: Path) -> Row:
