@@ -134,3 +134,25 @@ def test_entropy_controller_moves_beta_between_steps_and_rides_in_the_checkpoint
     monkeypatch.setattr(trainer_module.PPOTrainer, "init_checkpoint_states", lambda self: dict(saved))
     resumed.init_checkpoint_states()
     assert (resumed.beta_controller.beta_pos, resumed.beta_controller.beta_neg) == pytest.approx((1.0, 0.3))
+
+
+def test_upstream_eval_pass_keys_are_the_unbiased_pass_at_1_and_pass_at_n():
+    """On the OpenRLHF path, held-out pass@1 and pass@n are upstream's own ``eval_<ds>_pass1`` and
+    ``eval_<ds>_pass<n>`` (``--eval.n_samples_per_prompt n --eval.temperature T``): from n samples per prompt
+    they are exactly the unbiased estimators lite logs as ``eval/pass_at_1`` and ``eval/pass_at_{G}``."""
+    from asym_eval.scoring import mean_pass_at_k
+
+    from asym_openrlhf.integration.upstream import ppo_trainer_module
+
+    n = 4
+    correct = [[1, 0, 0, 1], [0, 0, 0, 0], [1, 1, 1, 1], [0, 1, 0, 0], [0, 0, 1, 0]]
+    prompts = [f"p{i}" for i in range(len(correct))]
+    loader = [(["math500"] * len(prompts), prompts, ["a"] * len(prompts), [None] * len(prompts))]
+    samples = [
+        SimpleNamespace(prompts=[prompt], rewards=[float(hit)], response_length=None, truncated=None)
+        for prompt, row in zip(prompts, correct)
+        for hit in row
+    ]
+    logs = ppo_trainer_module.compute_eval_metrics(loader, samples, n)
+    assert logs["eval_math500_pass1"] == pytest.approx(mean_pass_at_k(correct, 1)) == pytest.approx(0.4)
+    assert logs[f"eval_math500_pass{n}"] == pytest.approx(mean_pass_at_k(correct, n)) == pytest.approx(0.8)
