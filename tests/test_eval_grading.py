@@ -358,4 +358,86 @@ def test_cheap_verdicts_agree_with_math_verify_on_whole_responses():
     assert below == [] and better == []
     # each cheap step that can say "wrong" was exercised, on each of math-verify's readings
     for rule in ["boxed", "final_answer", "last_expression"]:
-        assert {f"{rule}:number", f"{rule}:constant"} <= reasons, rule
+        assert {f"{rule}:number", f"{rule}:constant", f"{rule}:expression"} <= reasons, rule
+
+
+# Cheap verdicts beyond plain numbers, (pred, reference): each must be decided without the parser and agree with
+# math-verify (``verify(parse(reference), parse(pred))``), both verdicts.
+CHEAP_BEYOND_NUMBERS = [
+    # expressions in variables: wrong when they differ at a point (letters lower-cased, as math-verify does)
+    ("2k+8", "2k+2"),
+    ("x^3+3x-1", "x^3+3x-6"),
+    ("6r^2-9r-24", "6r^2-4r-24"),
+    ("3R^2", "2r^2"),
+    ("6+2i", "6+9i"),  # i is a variable to math-verify, not the imaginary unit
+    ("121", "p - q"),
+    ("\\frac{16+9a}{20}", "\\frac{11+9a}{20}"),
+    ("2^n", "2^m"),
+    ("\\pi r^2", "2\\pi r"),
+    ("x\\sqrt{3}", "\\sqrt{3}y"),
+    # tuples, intervals (an endpoint may be \infty) and matrices: one element far off
+    ("(0,\\infty)", "(2,\\infty)"),
+    ("(-\\infty, 5]", "(-\\infty, 0]"),
+    ("(a, 3)", "(a, 4)"),
+    (
+        "\\begin{pmatrix} -18 \\\\ -49 \\\\ 93 \\end{pmatrix}",
+        "\\begin{pmatrix} -18 \\\\ -49 \\\\ 96 \\end{pmatrix}",
+    ),
+    ("\\begin{pmatrix} 1/1 \\\\ -18/5 \\end{pmatrix}", "\\begin{pmatrix} 1/5 \\\\ -18/5 \\end{pmatrix}"),
+    (
+        "\\begin{pmatrix} -1 & 0 \\\\ 4 & -1 \\end{pmatrix}",
+        "\\begin{pmatrix} -1 & 0 \\\\ 0 & -1 \\end{pmatrix}",
+    ),
+    # a list in order is the pair (several boxes joined by math-verify's reading)
+    ("3,\\frac{\\pi}{2}", "\\left( 3, \\frac{\\pi}{2} \\right)"),
+    ("15,-29", "(15,-29)"),
+    ("-\\sqrt{3},\\sqrt{3}", "(-\\sqrt{3}, \\sqrt{3})"),
+    # thousands separators: one number
+    ("10,086", "10,\\!080"),
+    ("57,500", "58,500"),
+    ("11,611,111,100", "11,\\! 111,\\! 111,\\! 100"),
+    ("1,000", "1000"),
+    # an equation (chain) against a reference that is none: its last right-hand side
+    ("7 + (-2) + 0 = 5", "5"),
+    ("7 + (-2) + 0 = 3", "5"),
+    ("13-16=-3", "-3"),
+    ("16\\cdot (-8) = -628", "-128"),
+    ("\\frac{7!}{2! \\times 2!} = 1260", "1260"),
+    ("y = 2x + 3", "2x+3"),
+    ("x = 5", "p-q"),
+]
+# ... and shapes the cheap steps must leave to the parser (math-verify reads them its own way).
+LEFT_TO_THE_PARSER = [
+    ("2(3)", "6"),  # 5 to math-verify
+    ("2(3)", "5"),
+    ("(1+2)(3)", "9"),
+    ("e+1", "e+2"),  # e is Euler's number
+    ("I+1", "I+2"),  # I is the imaginary unit
+    ("x2", "x3"),  # a subscript
+    ("f(x)", "f(y)"),  # a function
+    ("15\\frac{39}{40}", "\\frac{639}{40}"),  # a mixed number
+    ("\\frac{7!}{2! \\times 2!} = 1264", "1260"),  # a wrong last side where a side is outside our grammar
+    ("x = x \\in [-2,7]", "x \\in [-2,7]"),
+    ("1,000", "(1,0)"),  # a thousands separator, not a pair
+    ("-29,15", "(15,-29)"),  # another order
+]
+
+
+@pytest.mark.parametrize("pred, reference", CHEAP_BEYOND_NUMBERS)
+def test_cheap_verdicts_beyond_numbers_are_math_verifys(pred, reference):
+    from asym_eval.grading import _fast_verdict
+    from math_verify import parse, verify
+
+    fast = _fast_verdict(pred, reference, None)
+    assert fast is not None
+    assert fast[0] is bool(verify(parse(f"${reference}$"), parse(f"${pred}$")))
+
+
+@pytest.mark.parametrize("pred, reference", LEFT_TO_THE_PARSER)
+def test_shapes_math_verify_reads_its_own_way_are_left_to_it(pred, reference):
+    from asym_eval.grading import _fast_verdict
+    from math_verify import parse, verify
+
+    assert _fast_verdict(pred, reference, None) is None
+    plain = bool(verify(parse(f"${reference}$"), parse(f"${pred}$")))
+    assert grade_response(f"So the answer is $\\boxed{{{pred}}}$.", reference).correct >= plain  # never below

@@ -90,3 +90,18 @@ def test_prompt_that_does_not_round_trip_is_still_graded(executor):
     assert out["scores"].tolist() == [1.0]
     (out,) = asyncio.run(executor._fetch_rewards_via_func([PROMPT + "no answer"], ["different"], ["0"]))
     assert out["scores"].tolist() == [0.0]
+
+
+def test_the_prompts_own_numbers_never_count_as_the_answer(executor):
+    # A problem whose statement holds its own answer as the last formula: grading the whole query in the default
+    # mode would read "$2 \cdot 2$" as the response's answer (math-verify's last-expression rule).
+    from asym_eval.grading import grade_response
+
+    prompt = "<|im_start|>user\nWhat is $2 \\cdot 2$?  Think first.<|im_end|>\n<|im_start|>assistant\n"
+    query = prompt.replace("  ", " ") + "I am not sure."
+    assert grade_response(query, "4").correct  # the risk: the whole query is "correct"
+    for decoded_prompt in [prompt, "different"]:  # re-spaced (aligned) / not found at all (last box only)
+        (out,) = asyncio.run(executor._fetch_rewards_via_func([query], [decoded_prompt], ["4"]))
+        assert out["scores"].tolist() == [0.0]
+    (out,) = asyncio.run(executor._fetch_rewards_via_func([query + " So $4$."], [prompt], ["4"]))
+    assert out["scores"].tolist() == [1.0]  # the aligned response's own answer still counts

@@ -32,29 +32,53 @@ TIMEOUT_S = 5.0
 logger = logging.getLogger(__name__)
 
 
-def response_text(query: str, prompt: str) -> str:
-    """The generated part of ``query`` (OpenRLHF decodes prompt + response together).
+def response_text(query: str, prompt: str) -> str | None:
+    """The generated part of ``query`` (OpenRLHF decodes prompt + response together), or None when the prompt
+    cannot be found in it.
 
-    When the decoded prompt does not round-trip exactly, the whole query is graded: the prompt's only
-    ``\\boxed{}`` is the empty one of the instruction, and the grader also reads the last box, so a response's
-    answer still wins and a response without one still scores 0.
+    The prompt is matched exactly, else ignoring whitespace (a decode that merges or splits spaces). The whole
+    query is never graded in the default mode: the grader reads the final answer wherever math-verify would,
+    so the problem's own numbers and formulas ("What is $2+2$?") could be read as the response's answer.
     """
-    return query[len(prompt) :] if query.startswith(prompt) else query
+    if query.startswith(prompt):
+        return query[len(prompt) :]
+    position = 0
+    for char in prompt:
+        if char.isspace():
+            continue
+        while position < len(query) and query[position].isspace():
+            position += 1
+        if position == len(query) or query[position] != char:
+            return None
+        position += 1
+    return query[position:]
 
 
-def grade(response: str, label: str) -> tuple[bool, bool]:
+def grade(response: str, label: str, boxed_only: bool = False) -> tuple[bool, bool]:
     """``(correct, answer_found)``; any grader failure counts as wrong, never as an exception."""
     try:
-        result = grade_response(response, str(label), timeout_s=float(os.environ.get(TIMEOUT_ENV, TIMEOUT_S)))
+        timeout_s = float(os.environ.get(TIMEOUT_ENV, TIMEOUT_S))
+        result = grade_response(response, str(label), timeout_s=timeout_s, boxed_only=boxed_only)
     except Exception as err:  # a grader bug must not take the rollout down with it
         logger.warning("math_reward: grading failed (%s: %s); scoring 0", type(err).__name__, err)
         return False, False
     return bool(result.correct), result.extracted is not None
 
 
+def grade_query(query: str, prompt: str, label: str) -> tuple[bool, bool]:
+    """``grade`` on the response part of ``query``. A query whose prompt cannot be found is graded in the strict
+    mode (the last ``\\boxed{}`` only, as the version-1 grader did: the prompt's only box is the instruction's
+    empty one), with a warning, rather than letting the prompt's text count as an answer."""
+    response = response_text(query, prompt)
+    if response is not None:
+        return grade(response, label)
+    logger.warning("math_reward: the decoded query does not start with its prompt; grading its last box only")
+    return grade(query, label, boxed_only=True)
+
+
 def reward_func(queries, prompts, labels, **kwargs):
     """OpenRLHF reward-function API. Returns ``{"rewards", "scores", "extra_logs"}``, tensors of shape (N,)."""
-    graded = [grade(response_text(q, p), label) for q, p, label in zip(queries, prompts, labels)]
+    graded = [grade_query(q, p, label) for q, p, label in zip(queries, prompts, labels)]
     scores = torch.tensor([float(correct) for correct, _ in graded])
     answer_found = torch.tensor([float(found) for _, found in graded])
     return {"rewards": scores, "scores": scores.clone(), "extra_logs": {"answer_found": answer_found}}

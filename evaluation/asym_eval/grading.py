@@ -11,7 +11,9 @@ string is graded cheapest first (most pairs never reach sympy), against the refe
 (``\\frac65``, ``864 \\mbox{ inches}^2``) and as written:
   1. exact match after a meaning-preserving normalization (spaces, ``\\left``/``\\right``, ``\\dfrac``, ``$``);
   2. plain numbers compared exactly as fractions (two different integers are settled as wrong here);
-  3. two arithmetic constants, or tuples of them, whose values are far apart are different;
+  3. two arithmetic constants, or tuples/matrices of them, whose values are far apart are different; so are two
+     expressions in one-letter variables that differ at a fixed point; a list in order is the pair; an equation
+     chain is its last side against a reference that is no equation (all as math-verify decides them);
   4. math-verify's ``parse``/``verify``: of the answer string, and of the whole response for its reading.
 A "wrong" from steps 1-3 on math-verify's reading stands only for one plain expression (math-verify then parses
 exactly that string), so the verdict is never below ``verify(parse(gold), parse(response))``; steps 1-2 and the
@@ -42,7 +44,7 @@ from fractions import Fraction
 
 # Recorded with every run (config.json): samples graded by another version are not mixed into one summary.
 # Bump it whenever a verdict can change.
-GRADER_VERSION = 2
+GRADER_VERSION = 3
 DEFAULT_TIMEOUT_S = 5.0
 # Longest extracted answer we hand to the symbolic parser; the longest reference in the five benchmarks is
 # 198 characters, so anything this long is a runaway generation, not an answer.
@@ -58,7 +60,10 @@ MAX_BOXED_TRIES = 8
 _CONTROL_CHARS = {code: None for code in [*range(0, 9), *range(11, 32), 127]}
 _BOXED_OPENERS = ("\\boxed", "\\fbox")
 _PLAIN_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)")
-_SPACING_COMMANDS = re.compile(r"\\left(?![a-zA-Z])|\\right(?![a-zA-Z])|\\displaystyle|\\[!,;: ]|\s+|\$")
+# "\\ " after a backslash is a row break and a space, not the command "\ " (a matrix's "1 \\ 2").
+_SPACING_COMMANDS = re.compile(
+    r"\\left(?![a-zA-Z])|\\right(?![a-zA-Z])|\\displaystyle|(?<!\\)\\[!,;: ]|\s+|\$"
+)
 
 
 @dataclass(frozen=True)
@@ -211,7 +216,11 @@ def normalize(answer: str) -> str:
 
 def _as_fraction(text: str) -> Fraction | None:
     # Length cap: Python refuses int strings over 4,300 digits (and they are no one's answer).
-    return Fraction(text) if len(text) <= 100 and _PLAIN_NUMBER.fullmatch(text) else None
+    if len(text) > 100:
+        return None
+    if _THOUSANDS.fullmatch(text):  # "10,080": one number to math-verify too
+        text = text.replace(",", "")
+    return Fraction(text) if _PLAIN_NUMBER.fullmatch(text) else None
 
 
 def _numeric_value(text: str) -> Fraction | None:
@@ -224,7 +233,8 @@ def _numeric_value(text: str) -> Fraction | None:
 
 def _fast_verdict(extracted: str, answer: str, tolerance: float | None) -> tuple[bool, str] | None:
     """(correct, reason) when settled without a symbolic parse, else None. Each rule here agrees with
-    math-verify's verdict; anything unsure returns None and goes to math-verify."""
+    math-verify's verdict (or is only more lenient on a correct answer, never on a wrong one); anything unsure
+    returns None and goes to math-verify."""
     if tolerance is not None:
         pred_value, gold_value = _numeric_value(extracted), _numeric_value(answer)
         if pred_value is not None and gold_value is not None:
@@ -235,6 +245,21 @@ def _fast_verdict(extracted: str, answer: str, tolerance: float | None) -> tuple
         # "\boxed{x = 3}" for the reference "3": math-verify compares the right-hand side too (done for a
         # numeric reference only: with "\text{east}" or a set, math-verify does not accept the "x =")
         pred = assignment.group(1)
+    verdict = _normalized_verdict(pred, gold)
+    if verdict is None and "=" not in gold and not _RELATION.search(gold + pred):
+        # "\frac{7!}{2! \times 2!} = 1260" for 1260: math-verify compares the last right-hand side of an
+        # equation (chain) with a reference that is no equation. A "wrong" stands only where every side is an
+        # expression we evaluate: math-verify then parses that equation as such.
+        sides = _top_level_split(pred, "=")
+        if len(sides) >= 2 and all(sides):
+            last = _normalized_verdict(sides[-1], gold)
+            if last is not None and (last[0] or all(expression_values(side) for side in sides)):
+                verdict = last[0], "equation"
+    return verdict
+
+
+def _normalized_verdict(pred: str, gold: str) -> tuple[bool, str] | None:
+    """``_fast_verdict`` on two normalized strings, before the equation rule."""
     if pred == gold:
         return True, "exact"
     unit = _UNIT_SUFFIX.search(gold)
@@ -252,18 +277,45 @@ def _fast_verdict(extracted: str, answer: str, tolerance: float | None) -> tuple
     # the spelling; close values are left to math-verify's own rounding rules.
     if _far_apart(constant_value(pred), constant_value(gold)):
         return False, "constant"
-    # The same for tuples and intervals of constants with the same brackets: one element far off decides.
-    pred_items, gold_items = _bracketed_items(pred), _bracketed_items(gold)
+    items = _items_verdict(pred, gold)
+    if items is not None:
+        return items
+    # Two expressions in variables that differ at a point are different functions: no simplification makes
+    # them equal (math-verify's symbols are real, lower-cased; ours too).
+    if _differ(expression_values(pred), expression_values(gold)):
+        return False, "expression"
+    return None
+
+
+def _items_verdict(pred: str, gold: str) -> tuple[bool, str] | None:
+    """Tuples, intervals and matrices: one element far off decides "wrong"; and the parts of a list in order
+    ("3, \\frac{\\pi}{2}", boxed one by one) are the pair ``(3, \\frac{\\pi}{2})`` (math-verify: the same)."""
+    pred_items, gold_items = (
+        _bracketed_items(pred) or _matrix_items(pred),
+        _bracketed_items(gold) or _matrix_items(gold),
+    )
     if (
         pred_items
         and gold_items
         and pred_items[0] == gold_items[0]
         and len(pred_items[1]) == len(gold_items[1])
     ):
-        pairs = [(constant_value(p), constant_value(g)) for p, g in zip(pred_items[1], gold_items[1])]
-        if all(p is not None and g is not None for p, g in pairs) and any(_far_apart(p, g) for p, g in pairs):
+        pairs = [(p, g) for p, g in zip(pred_items[1], gold_items[1]) if p != g]
+        values = [(expression_values(p), expression_values(g)) for p, g in pairs]
+        if all(p and g for p, g in values) and any(_differ(p, g) for p, g in values):
             return False, "constant"
+        return None
+    if gold_items and gold_items[0] == "()" and not pred_items and not _THOUSANDS.fullmatch(pred):
+        parts = split_top_level(pred)
+        if len(parts) == len(gold_items[1]) and all(
+            (_normalized_verdict(p, g) or (False,))[0] for p, g in zip(parts, gold_items[1])
+        ):
+            return True, "tuple"
     return None
+
+
+def _differ(pred: tuple | None, gold: tuple | None) -> bool:
+    return bool(pred and gold) and any(_far_apart(p, g) for p, g in zip(pred, gold))
 
 
 def _far_apart(pred: float | None, gold: float | None) -> bool:
@@ -283,9 +335,47 @@ def _bracketed_items(text: str) -> tuple[str, list[str]] | None:
     return (text[0] + text[-1], items) if len(items) >= 2 else None
 
 
+def _matrix_items(text: str) -> tuple[str, list[str]] | None:
+    """``\\begin{pmatrix}1\\\\2\\end{pmatrix}`` -> ("pmatrix 2x1", ["1", "2"]) (a normalized string)."""
+    match = _MATRIX.fullmatch(text)
+    if match is None:
+        return None
+    rows = [row.split("&") for row in match.group(2).split("\\\\")]
+    if len({len(row) for row in rows}) != 1 or not all(all(rows) for rows in rows):
+        return None
+    return f"{match.group(1)} {len(rows)}x{len(rows[0])}", [item for row in rows for item in row]
+
+
+def _top_level_split(text: str, separator: str) -> list[str]:
+    """``text`` split on ``separator`` where no bracket is open."""
+    parts, depth, start = [], 0, 0
+    for index, char in enumerate(text):
+        depth += (char in "([{") - (char in ")]}")
+        if char == separator and depth == 0:
+            parts.append(text[start:index])
+            start = index + 1
+    return [*parts, text[start:]]
+
+
 _ASSIGNMENT = re.compile(r"[a-zA-Z]=([^=]+)")
+# Relations and set symbols (a prefix is enough: "\in" covers "\infty" too, which only makes us ask the parser).
+_RELATION = re.compile(r"[<>]|\\(?:le|ge|ne|approx|sim|equiv|lt|gt|in|subset|supset|cup|cap|pm|mp|to)")
+_THOUSANDS = re.compile(r"[+-]?\d{1,3}(?:,\d{3})+(?:\.\d*)?")
+# normalize() has already removed the spaces: "\\" separates rows, "&" columns.
+_MATRIX = re.compile(r"\\begin\{([pb]matrix)\}(.*)\\end\{\1\}")
 _UNIT_SUFFIX = re.compile(r"(?:\^\{?\\circ\}?|\\(?:text|mbox)\{[^{}]*\}(?:\^\d)?)$")
-_CONSTANT_TOKENS = re.compile(r"\\frac|\\sqrt|\\pi|\\cdot|\\times|\d+(?:\.\d*)?|\.\d+|[-+*/^(){}\[\]]")
+_CONSTANT_TOKENS = re.compile(
+    r"\\frac|\\sqrt|\\pi|\\cdot|\\times|\d+(?:\.\d*)?|\.\d+|[-+*/^(){}\[\]]|[a-zA-Z]"
+)
+# Two assignments of the variables: an expression's value under each. Irrational-looking values in [0.5, 2]
+# (positive: roots and fractional powers stay real), one per lower-cased letter.
+_POINTS = tuple(
+    {
+        letter: 0.5 + ((index + 1) * golden % 1) * 1.5
+        for index, letter in enumerate("abcdfghijklmnopqrstuvwxyz")
+    }
+    for golden in (0.6180339887498949, 0.7548776662466927)
+)
 
 
 def constant_value(text: str) -> float | None:
@@ -297,19 +387,40 @@ def constant_value(text: str) -> float | None:
     >>> constant_value("x+1") is None
     True
     """
+    values = _evaluate(text, False)
+    return values[0] if values else None
+
+
+def expression_values(text: str) -> tuple[float, ...] | None:
+    r"""The values of a normalized expression in one-letter variables (and what ``constant_value`` reads) at two
+    fixed points, or None outside that grammar. Letters are lower-cased (math-verify's symbols are); ``e``
+    (Euler's number to math-verify) and ``I`` (the imaginary unit) are outside it, so are a letter before a
+    digit or a bracket (``x2``, ``f(x)``: a subscript or a function to math-verify).
+
+    >>> [round(v, 3) for v in expression_values("2k+8")] == [round(v, 3) for v in expression_values("8+2K")]
+    True
+    """
+    return _evaluate(text, True)
+
+
+@functools.lru_cache(maxsize=65536)
+def _evaluate(text: str, with_variables: bool) -> tuple[float, ...] | None:
     if len(text) > 200:
         return None
     tokens = _CONSTANT_TOKENS.findall(text)
-    if "".join(tokens) != text:  # something outside the grammar (a letter, a comma, \\circ, \\%)
+    if "".join(tokens) != text:  # something outside the grammar (a command, a comma, \\circ, \\%)
         return None
-    parser = _Constant(tokens)
-    try:
-        value, position = parser.expression(0)
-    except (_NotConstant, ArithmeticError, ValueError, IndexError):
-        return None
-    if position != len(parser.tokens) or isinstance(value, complex) or value != value:
-        return None
-    return float(value)
+    values = []
+    for point in _POINTS if with_variables else ({},):
+        parser = _Constant(tokens, point)
+        try:
+            value, position = parser.expression(0)
+        except (_NotConstant, ArithmeticError, ValueError, IndexError, TypeError):
+            return None
+        if position != len(parser.tokens) or isinstance(value, complex) or value != value:
+            return None
+        values.append(float(value))
+    return tuple(values)
 
 
 class _NotConstant(Exception):
@@ -319,8 +430,9 @@ class _NotConstant(Exception):
 class _Constant:
     """Recursive descent over the tokens of ``constant_value``; returns (value, next position)."""
 
-    def __init__(self, tokens: list[str]):
+    def __init__(self, tokens: list[str], point: dict[str, float]):
         self.tokens = tokens
+        self.point = point  # the variables' values; empty: a constant, no letters
 
     def expression(self, i: int):
         value, i = self.term(i)
@@ -336,10 +448,13 @@ class _Constant:
             if token in ("*", "\\cdot", "\\times", "/"):
                 right, j = self.signed(i + 1)
                 value, i = (value / right if token == "/" else value * right), j
-            elif token == "\\frac":
-                raise _NotConstant  # "15\\frac{39}{40}" is a mixed number to math-verify, not a product
-            elif token in ("\\sqrt", "\\pi", "(", "{") or token[0].isdigit():
-                right, i = self.power(i)  # implicit product: 2\\sqrt{3}, 3\\pi
+            elif token == "\\frac" or token in "({":
+                # "15\\frac{39}{40}" is a mixed number to math-verify, "2(3)" is 5, "f(x)" a function
+                raise _NotConstant
+            elif token[0].isdigit() and self.tokens[i - 1].isalpha():
+                raise _NotConstant  # "x2": a subscript to math-verify
+            elif token in ("\\sqrt", "\\pi") or token[0].isdigit() or token.isalpha():
+                right, i = self.power(i)  # implicit product: 2\\sqrt{3}, 3\\pi, 2k, xy
                 value *= right
             else:
                 break
@@ -354,14 +469,15 @@ class _Constant:
     def power(self, i: int):
         base, i = self.atom(i)
         if i < len(self.tokens) and self.tokens[i] == "^":
-            exponent, i = self.argument(i + 1)
+            exponent, i = self.argument(i + 1, letter=True)
             if abs(exponent) > 64 or (base == 0 and exponent <= 0):
                 raise _NotConstant  # power towers and the like: leave them to math-verify's time limit
             base = base**exponent
         return base, i
 
-    def argument(self, i: int):
-        """``{expr}`` or a single digit (``\\frac12``, ``x^2``)."""
+    def argument(self, i: int, letter: bool = False):
+        """``{expr}`` or a single digit (``\\frac12``, ``x^2``), or a letter as an exponent (``2^n``: the spaces
+        are gone, so ``\\frac ab`` could have been a control word)."""
         token = self.tokens[i]
         if token == "{":
             value, i = self.expression(i + 1)
@@ -370,6 +486,8 @@ class _Constant:
             return value, i + 1
         if token.isdigit():
             return (int(token[0]), i + 1) if len(token) == 1 else self._split_digits(i)
+        if letter and token.isalpha():
+            return self.atom(i)
         raise _NotConstant
 
     def _split_digits(self, i: int):
@@ -398,6 +516,8 @@ class _Constant:
             return value, i + 1
         if token[0].isdigit() or token[0] == ".":
             return float(token), i + 1
+        if token.isalpha() and token != "I" and token.lower() in self.point:  # I: the imaginary unit
+            return self.point[token.lower()], i + 1
         raise _NotConstant
 
 
