@@ -267,6 +267,25 @@ def test_pool_grades_in_order_and_isolates_a_hung_or_killed_worker():
             assert [r.correct for r in results[1:]] == [e for _, _, e in GRADING_TABLE[:8]]
 
 
+def test_pool_results_do_not_depend_on_who_ran_the_cheap_steps():
+    """The parent checks pairs from the front while ready workers take unchecked ones from the back, and
+    parser-bound pairs go to workers as they are found: every result must still be the one-process result,
+    in request order (the cheap steps, then the parser for what they leave)."""
+    from asym_eval.grading import grade_in_this_process
+
+    table = GRADING_TABLE + [(r, a, e) for a, r, e in MATH_VERIFY_READS]
+    requests = [GradeRequest(r, a) for r, a, _ in table]
+    cheap = [r for r in requests if grade_without_parser(r.response, r.answer) is not None]
+    requests += cheap * 40  # the parser-bound ones first: the workers finish them, then share the cheap pass
+    expected = [
+        grade_without_parser(r.response, r.answer) or grade_in_this_process(r.response, r.answer)
+        for r in requests
+    ]
+    with GradingPool(2) as pool:
+        pool.grade(requests[:2], progress=False)  # the workers are ready before the big call starts
+        assert pool.grade(requests, progress=False) == expected
+
+
 def benchmark_answers() -> list[str]:
     import json
 

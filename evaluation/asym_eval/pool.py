@@ -6,6 +6,11 @@ killed and replaced, and only the pair it held is scored wrong, with the reason 
 
 Why affinity: each distinct reference answer is given to one worker, so it is parsed once in the whole run
 (each worker keeps ``parse_reference`` in an ``lru_cache``). Idle workers steal whole answer groups.
+
+Why the parent works while the workers start: most pairs are settled by the cheap steps (no sympy), which the
+parent runs while the fork server is still importing and warming math-verify (over a second); a pair they leave
+undecided is sent to a worker as soon as it is found, and a ready worker with nothing to parse shares the cheap
+pass, so neither side waits for the other.
 """
 
 from __future__ import annotations
@@ -31,6 +36,10 @@ from asym_eval.grading import (
 KILL_GRACE_S = 1.0
 # Pairs sent ahead to a worker, so it never waits on the parent between two quick pairs.
 PIPELINE_DEPTH = 2
+# Not-yet-checked pairs a worker may hold (see ``GradingPool.grade``), and pairs the parent checks between two
+# looks at its workers.
+UNCHECKED_DEPTH = 16
+CHEAP_CHUNK = 32
 WORKER_MEMORY_LIMIT_BYTES = 6 * 1024**3
 MAX_FAILED_STARTS = 5
 
@@ -56,7 +65,9 @@ def _worker_loop(conn, timeout_s: float) -> None:
         if message is None:
             return
         index, request = message
-        result = grade_in_this_process(
+        result = grade_without_parser(
+            request.response, request.answer, request.tolerance, request.boxed_only
+        ) or grade_in_this_process(
             request.response,
             request.answer,
             timeout_s=timeout_s,
@@ -71,16 +82,29 @@ class _Worker:
     def __init__(self, context, timeout_s: float):
         self.conn, child_conn = context.Pipe()
         self.process = context.Process(target=_worker_loop, args=(child_conn, timeout_s), daemon=True)
-        self.process.start()
-        child_conn.close()
+        # Started from a thread: with a fork server, ``start`` blocks until the server has imported and warmed
+        # math-verify (over a second), which the caller spends on its own work instead (the cheap pass). The
+        # worker says "ready" on ``conn`` once it runs; nothing else touches ``process`` before ``kill``.
+        self.starter = threading.Thread(target=self._start, args=(child_conn,), daemon=True)
+        self.starter.start()
         self.ready = False
         self.in_flight: collections.deque[int] = collections.deque()  # sent, oldest first
         self.head_started = 0.0  # when the oldest in-flight pair began on the worker
 
-    def kill(self) -> None:
-        if self.process.is_alive():
-            self.process.kill()
-        self.process.join(5)
+    def _start(self, child_conn) -> None:
+        try:
+            self.process.start()
+        finally:
+            child_conn.close()  # the parent's copy: the worker's death is then an EOF on ``conn``
+
+    def kill(self, grace_s: float = 0.0) -> None:
+        """Ends the worker, after ``grace_s`` to exit on its own."""
+        self.starter.join()
+        if self.process.pid is not None:  # None: the start itself failed
+            self.process.join(grace_s)
+            if self.process.is_alive():
+                self.process.kill()
+            self.process.join(5)
         self.conn.close()
 
 
@@ -118,8 +142,7 @@ class GradingPool:
             except (OSError, ValueError):
                 pass
         for worker in self.workers:  # they hold no state worth a slow interpreter shutdown
-            worker.process.join(0.1)
-            worker.kill()
+            worker.kill(grace_s=0.1)
         self.workers = []
 
     def _replace(self, slot: int) -> None:
@@ -130,25 +153,37 @@ class GradingPool:
         self, requests: list[GradeRequest], progress: bool = True, desc: str = "grading"
     ) -> list[GradeResult]:
         results: list[GradeResult | None] = [None] * len(requests)
-        # The cheap steps run here, on the core the starting workers leave free (their fork server imports and
-        # warms math-verify meanwhile); only the rest is sent to them.
-        for index, request in enumerate(requests):
-            results[index] = grade_without_parser(
-                request.response, request.answer, request.tolerance, request.boxed_only
-            )
-        queues = self._assign_by_answer(requests, [i for i, result in enumerate(results) if result is None])
+        # The cheap steps run here, a chunk at a time, on the core the starting workers leave free (their fork
+        # server imports and warms math-verify meanwhile). A pair they leave undecided goes to a worker at
+        # once; a ready worker with nothing to parse takes not-yet-checked pairs from the other end, so on a
+        # busy machine the workers share the cheap pass instead of waiting for it. Either way a pair's result
+        # is the same (a worker runs the same cheap steps first).
+        unchecked = collections.deque(range(len(requests)))
+        queues: list[collections.deque] = [collections.deque() for _ in self.workers]
+        groups: dict[str, collections.deque] = {}  # answer -> its group of parser-bound pairs, while queued
+        loads = [0] * len(self.workers)
         bar = None
         if progress:
             from tqdm import tqdm
 
             bar = tqdm(total=len(requests), desc=desc, unit="pair", dynamic_ncols=True)
-        remaining = sum(result is None for result in results)
-        if bar is not None:
-            bar.update(len(requests) - remaining)
+        remaining = len(requests)
         while remaining:
+            done = 0
+            for _ in range(min(CHEAP_CHUNK, len(unchecked))):
+                index = unchecked.popleft()
+                request = requests[index]
+                result = grade_without_parser(
+                    request.response, request.answer, request.tolerance, request.boxed_only
+                )
+                if result is None:
+                    self._enqueue(index, requests, queues, groups, loads)
+                else:
+                    results[index] = result
+                    done += 1
             now = time.monotonic()
             for slot, worker in enumerate(self.workers):
-                self._top_up(slot, worker, queues, requests, now)
+                self._top_up(slot, worker, queues, unchecked, requests, now)
             waiting = {worker.conn: slot for slot, worker in enumerate(self.workers)}
             deadlines = [
                 w.head_started + self.timeout_s + KILL_GRACE_S
@@ -156,16 +191,13 @@ class GradingPool:
                 if w.ready and w.in_flight
             ]
             wait_s = max(0.0, min(deadlines) - time.monotonic()) if deadlines else 1.0
-            for conn in wait(list(waiting), timeout=wait_s):
+            for conn in wait(list(waiting), timeout=0 if unchecked else wait_s):
                 slot = waiting[conn]
                 worker = self.workers[slot]
                 try:
                     message = conn.recv()
                 except (EOFError, OSError):
-                    lost = self._fail_head(slot, queues, results, requests, "worker_crashed")
-                    remaining -= lost
-                    if bar is not None:
-                        bar.update(lost)
+                    done += self._fail_head(slot, queues, results, "worker_crashed")
                     continue
                 if message == "ready":
                     self.failed_starts = 0
@@ -176,9 +208,7 @@ class GradingPool:
                 worker.in_flight.popleft()
                 worker.head_started = time.monotonic()
                 results[index] = result
-                remaining -= 1
-                if bar is not None:
-                    bar.update(1)
+                done += 1
             now = time.monotonic()
             for slot, worker in enumerate(self.workers):
                 if (
@@ -186,14 +216,28 @@ class GradingPool:
                     and worker.in_flight
                     and now > worker.head_started + self.timeout_s + KILL_GRACE_S
                 ):
-                    remaining -= self._fail_head(slot, queues, results, requests, "timeout_killed")
-                    if bar is not None:
-                        bar.update(1)
+                    done += self._fail_head(slot, queues, results, "timeout_killed")
+            remaining -= done
+            if bar is not None and done:
+                bar.update(done)
         if bar is not None:
             bar.close()
         return results  # type: ignore[return-value]
 
-    def _fail_head(self, slot, queues, results, requests, reason: str) -> int:
+    def _enqueue(self, index, requests, queues, groups, loads) -> None:
+        """A parser-bound pair joins its answer's group (each reference is parsed by one worker), or starts a
+        group on the least loaded worker."""
+        answer = requests[index].answer
+        group = groups.get(answer)
+        if group:  # a non-empty group is still in some worker's queue (stolen or not)
+            group.append(index)
+            return
+        slot = loads.index(min(loads))
+        groups[answer] = collections.deque([index])
+        queues[slot].append(groups[answer])
+        loads[slot] += 1
+
+    def _fail_head(self, slot, queues, results, reason: str) -> int:
         """The worker in ``slot`` died or overran: its oldest pair is scored wrong, the rest go back."""
         worker = self.workers[slot]
         if not worker.in_flight:  # died while starting: nothing was lost, but do not retry for ever
@@ -214,13 +258,17 @@ class GradingPool:
         self._replace(slot)
         return 1
 
-    def _top_up(self, slot, worker, queues, requests, now) -> None:
+    def _top_up(self, slot, worker, queues, unchecked, requests, now) -> None:
+        """Parser-bound pairs first, ``PIPELINE_DEPTH`` ahead; with none to take (own or stolen), not-yet-checked
+        ones, deeper: they take a fraction of a millisecond each, and the parent looks in only between chunks."""
         if not worker.ready:
             return
-        while len(worker.in_flight) < PIPELINE_DEPTH:
-            index = self._next_index(slot, queues)
+        while len(worker.in_flight) < UNCHECKED_DEPTH:
+            index = self._next_index(slot, queues) if len(worker.in_flight) < PIPELINE_DEPTH else None
             if index is None:
-                return
+                if not unchecked or any(queues[slot]):
+                    return
+                index = unchecked.pop()
             if not worker.in_flight:
                 worker.head_started = now
             worker.in_flight.append(index)
@@ -250,18 +298,6 @@ class GradingPool:
         group = queues[donor][0]
         if len(group) >= 2:
             queues[slot].append(collections.deque(group.pop() for _ in range(len(group) // 2)))
-
-    def _assign_by_answer(self, requests: list[GradeRequest], indices: list[int]) -> list[collections.deque]:
-        groups: dict[str, list[int]] = collections.defaultdict(list)
-        for index in indices:
-            groups[requests[index].answer].append(index)
-        queues = [collections.deque() for _ in self.workers]
-        loads = [0] * len(self.workers)
-        for group in sorted(groups.values(), key=len, reverse=True):
-            slot = loads.index(min(loads))
-            queues[slot].append(collections.deque(group))
-            loads[slot] += len(group)
-        return queues
 
 
 _shared_pools: dict[float, GradingPool] = {}
