@@ -2,19 +2,22 @@
 
 Same tiny model (the shipped default warm start), task (1-2 digit addition), batch shape (16 prompts × 8
 rollouts = 128 completions per rollout batch, 2 optimizer mini-batches of 64), estimator (GRPO, unbiased std),
-clip 0.2/0.28, token-level loss, no KL, lr 2e-4, max 12 new tokens, temperature 1. TRL counts optimizer steps,
-so one of our steps (a rollout batch) equals two of its steps (``steps_per_generation=2``).
+clip 0.2/0.28, token-level loss, no KL, lr 2e-4, max 12 new tokens, temperature 1, one torch thread (the
+study's setting). TRL counts optimizer steps, so one of our steps (a rollout batch) equals two of its steps
+(``steps_per_generation=2``).
 
-Rounds alternate ours, TRL, ours, TRL, ... on the same machine, and the ratio uses the median seconds per
-rollout batch (the first batch of each round is warm-up and not timed), so that load from other processes
-hits both sides alike. Also measures the peak RSS of a default ``asym-rl lite`` run in a subprocess.
+The two alternate step by step: after each TRL rollout batch a callback runs one of ours, so that load from
+other processes on a shared machine hits both alike. The ratio uses the median seconds per rollout batch (the
+first batch of each round is warm-up and not timed); each round is one seed. Then it splits our step into
+phases (seconds per step), and measures the peak RSS of a default ``asym-rl lite`` run in a subprocess.
 
-    .venv/bin/python benchmarks/bench_lite_vs_trl.py            # targets: ratio <= 0.8, RSS < 1.5 GB
+    .venv/bin/python benchmarks/bench_lite_vs_trl.py            # targets: ratio <= 0.5, RSS < 1.5 GB
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import resource
 import statistics
@@ -25,17 +28,17 @@ import time
 
 import torch
 
+import asym_openrlhf.lite.train as lite
 from asym_openrlhf.lite.tasks import last_boxed
 from asym_openrlhf.lite.tiny import TIERS
-from asym_openrlhf.lite.train import Trainer, default_settings
 
 SHAPE = dict(prompts_per_step=16, group_size=8, mini_batches=2, lr=2e-4, eps=(0.2, 0.28), max_new_tokens=12)
+TARGET_RATIO = 0.5
 
 
-def ours(steps: int, seed: int, out: str) -> tuple[list[float], list[float]]:
-    """Seconds per rollout batch and training reward per step."""
-    trainer = Trainer(
-        default_settings(
+def ours(seed: int, out: str, threads: int) -> lite.Trainer:
+    return lite.Trainer(
+        lite.default_settings(
             advantage_estimator="group_norm",
             prompts_per_step=SHAPE["prompts_per_step"],
             group_size=SHAPE["group_size"],
@@ -43,19 +46,15 @@ def ours(steps: int, seed: int, out: str) -> tuple[list[float], list[float]]:
             lr=SHAPE["lr"],
             eps_clip_low_high=SHAPE["eps"],
             seed=seed,
+            threads=threads,
             output_dir=out,
         )
     )
-    times, rewards = [], []
-    for _ in range(steps + 1):
-        started = time.perf_counter()
-        metrics = trainer.step()
-        times.append(time.perf_counter() - started)
-        rewards.append(metrics["rollout/accuracy"])
-    return times[1:], rewards
 
 
-def trl(steps: int, seed: int, out: str) -> tuple[list[float], list[float]]:
+def side_by_side(steps: int, seed: int, out: str, threads: int) -> dict:
+    """TRL trains; after each of its rollout batches one of our steps runs. Seconds per rollout batch and
+    training reward per batch of each, warm-up batch dropped from the times."""
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer, PrinterCallback, TrainerCallback
     from trl import GRPOConfig, GRPOTrainer
@@ -97,11 +96,23 @@ def trl(steps: int, seed: int, out: str) -> tuple[list[float], list[float]]:
         seed=seed,
         disable_tqdm=True,
     )
-    stamps = []
+    mine = ours(seed, out, threads)
+    times = {"asym-rl lite": [], "TRL GRPOTrainer": []}
+    our_rewards = []
 
-    class Clock(TrainerCallback):
+    class Interleave(TrainerCallback):
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.resumed = time.perf_counter()
+
         def on_step_end(self, args, state, control, **kwargs):
-            stamps.append(time.perf_counter())
+            if state.global_step % SHAPE["mini_batches"]:
+                return  # inside a rollout batch
+            started = time.perf_counter()
+            times["TRL GRPOTrainer"].append(started - self.resumed)
+            metrics = mine.step()
+            times["asym-rl lite"].append(time.perf_counter() - started)
+            our_rewards.append(metrics["rollout/accuracy"])
+            self.resumed = time.perf_counter()
 
     model = AutoModelForCausalLM.from_pretrained(tier.checkpoint_dir, dtype=torch.float32)
     tokenizer = AutoTokenizer.from_pretrained(tier.checkpoint_dir)
@@ -111,14 +122,77 @@ def trl(steps: int, seed: int, out: str) -> tuple[list[float], list[float]]:
         args=config,
         train_dataset=dataset,
         processing_class=tokenizer,
-        callbacks=[Clock()],
+        callbacks=[Interleave()],
     )
     trainer.remove_callback(PrinterCallback)  # its per-step dicts would bury the comparison
+    torch.set_num_threads(threads)
     trainer.train()
-    per_batch = stamps[SHAPE["mini_batches"] - 1 :: SHAPE["mini_batches"]]  # end of each rollout batch
-    times = [b - a for a, b in zip(per_batch, per_batch[1:])]
-    rewards = [row["reward"] for row in trainer.state.log_history if "reward" in row]  # logged once per batch
-    return times, rewards
+    trl_rewards = [row["reward"] for row in trainer.state.log_history if "reward" in row]  # once per batch
+    return {
+        "times": {name: values[1:] for name, values in times.items()},
+        "rewards": {"asym-rl lite": our_rewards, "TRL GRPOTrainer": trl_rewards},
+    }
+
+
+@contextlib.contextmanager
+def timed(owner, name: str, seconds: dict, label=None):
+    """Replace ``owner.name`` by a wrapper that adds its wall time to ``seconds[label(...)]``."""
+    original = getattr(owner, name)
+
+    def wrapper(*args, **kwargs):
+        key = label() if label else name
+        started = time.perf_counter()
+        try:
+            return original(*args, **kwargs)
+        finally:
+            seconds[key] = seconds.get(key, 0.0) + time.perf_counter() - started
+
+    setattr(owner, name, wrapper)
+    try:
+        yield
+    finally:
+        setattr(owner, name, original)
+
+
+def breakdown(steps: int, seed: int, out: str, threads: int) -> tuple[dict, float, dict]:
+    """Where our step's time goes: seconds per step by phase, and seconds per ``evaluate()`` by phase."""
+    trainer = ours(seed, out, threads)
+    seconds: dict[str, float] = {}
+    names = {
+        "generate": "sampling (generate)",
+        "decode_responses": "decode to text",
+        "reward": "reward",
+        "train forward": "training forward (2 mini-batches)",
+        "gain forward": "forward for actor/pos_logprob_gain",
+        "backward": "backward",
+        "step": "optimizer (AdamW)",
+        "clip_grad_norm_": "grad-norm clip",
+    }
+    with contextlib.ExitStack() as patches:
+        for owner, name in (
+            (lite, "generate"),
+            (lite, "decode_responses"),
+            (trainer.task, "reward"),
+            (trainer.optimizer, "step"),
+            (torch.nn.utils, "clip_grad_norm_"),
+            (torch.Tensor, "backward"),
+        ):
+            patches.enter_context(timed(owner, name, seconds))
+        grad_or_not = lambda: "train forward" if torch.is_grad_enabled() else "gain forward"  # noqa: E731
+        patches.enter_context(timed(lite, "response_logprobs", seconds, grad_or_not))
+        trainer.step()  # warm-up
+        seconds.clear()
+        started = time.perf_counter()
+        for _ in range(steps):
+            trainer.step()
+        total = time.perf_counter() - started
+        per_step = {names[k]: v / steps for k, v in seconds.items()}
+        per_step["the rest (advantages, loss, metrics)"] = (total - sum(seconds.values())) / steps
+        seconds.clear()
+        started = time.perf_counter()
+        trainer.evaluate()
+        evaluation = {"total": time.perf_counter() - started, **{names[k]: v for k, v in seconds.items()}}
+    return per_step, total / steps, evaluation
 
 
 def peak_rss_of_default_run(steps: int) -> float:
@@ -141,42 +215,54 @@ def peak_rss_of_default_run(steps: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=15, help="timed rollout batches per round (default 15)")
-    parser.add_argument(
-        "--rounds", type=int, default=2, help="alternating rounds of each trainer (default 2)"
-    )
+    parser.add_argument("--rounds", type=int, default=2, help="rounds (seeds 0, 1, ...) (default 2)")
     parser.add_argument("--memory_steps", type=int, default=30, help="steps of the default run for peak RSS")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads for both (default torch's)")
+    parser.add_argument("--breakdown_steps", type=int, default=10, help="steps timed by phase (0 = skip)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads for both (default 1)")
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    print(f"torch threads {torch.get_num_threads()}, cpus {os.cpu_count()}", flush=True)
+    print(f"torch threads {args.threads}, cpus {os.cpu_count()}, load average {os.getloadavg()}", flush=True)
     times = {"asym-rl lite": [], "TRL GRPOTrainer": []}
     curves = {"asym-rl lite": [], "TRL GRPOTrainer": []}
     with tempfile.TemporaryDirectory() as out:
         for round_index in range(args.rounds):
-            for name, fn in (("asym-rl lite", ours), ("TRL GRPOTrainer", trl)):
-                seconds, rewards = fn(args.steps, seed=round_index, out=out)
-                times[name] += seconds
-                curves[name].append(rewards)
-                print(
-                    f"round {round_index} {name}: {statistics.median(seconds):.3f} s per rollout batch",
-                    flush=True,
-                )
+            result = side_by_side(args.steps, round_index, out, args.threads)
+            for name in times:
+                times[name] += result["times"][name]
+                curves[name].append(result["rewards"][name])
+            medians = {name: statistics.median(values) for name, values in result["times"].items()}
+            print(
+                f"round {round_index}: "
+                + ", ".join(f"{name} {value:.3f} s" for name, value in medians.items())
+                + f" per rollout batch; load average {os.getloadavg()}",
+                flush=True,
+            )
     median = {name: statistics.median(values) for name, values in times.items()}
     ratio = median["asym-rl lite"] / median["TRL GRPOTrainer"]
     print("\nseconds per rollout batch (16 prompts x 8 rollouts, 2 optimizer steps), median over rounds:")
     for name, value in median.items():
         print(f"  {name:16s} {value:.3f}")
-    print(f"ratio ours / TRL = {ratio:.2f}  (target <= 0.8)")
+    print(f"ratio ours / TRL = {ratio:.2f}  (target <= {TARGET_RATIO})")
     print("\nlearning curves: training reward per rollout batch, mean over rounds")
     for name, runs in curves.items():
         length = min(len(r) for r in runs)
         mean = [statistics.fmean(r[i] for r in runs) for i in range(length)]
-        print(f"  {name:16s} " + " ".join(f"{v:.2f}" for v in mean))
+        print(
+            f"  {name:16s} " + " ".join(f"{v:.2f}" for v in mean) + f"   (mean {statistics.fmean(mean):.3f})"
+        )
+    if args.breakdown_steps:
+        with tempfile.TemporaryDirectory() as out:
+            per_step, total, evaluation = breakdown(args.breakdown_steps, 0, out, args.threads)
+        print(f"\nour step by phase, seconds per step over {args.breakdown_steps} steps (total {total:.3f}):")
+        for name, value in per_step.items():
+            print(f"  {name:40s} {value:.4f}")
+        print("one evaluate() (greedy on the held-out set, pass@k samples), seconds:")
+        for name, value in evaluation.items():
+            print(f"  {name:40s} {value:.4f}")
     rss = peak_rss_of_default_run(args.memory_steps)
     print(
         f"\npeak RSS of `asym-rl lite --steps {args.memory_steps}` (default settings): {rss:.2f} GB (target < 1.5)"
     )
+    print(f"load average at the end {os.getloadavg()}")
 
 
 if __name__ == "__main__":

@@ -52,6 +52,23 @@ def positions(attention_mask: torch.Tensor) -> torch.Tensor:
     return (attention_mask.cumsum(-1) - 1).clamp_min(0)
 
 
+def _prefill(model, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor):
+    """Run each distinct prompt once and copy its KV cache to every row that holds it.
+
+    Returns the cache (B rows) and each row's logits at its last prompt position ``(B, V)``. A group of G
+    rollouts shares one prompt, so this is G times less prompt compute than a forward over every row; the
+    rows are the same numbers either way (a row's result does not depend on the other rows of its batch).
+    """
+    distinct, row_of = torch.unique(torch.cat([prompt_ids, prompt_mask], 1), dim=0, return_inverse=True)
+    ids, mask = distinct.split(prompt_ids.shape[1], dim=1)
+    out = model(
+        input_ids=ids, attention_mask=mask, position_ids=positions(mask), use_cache=True, logits_to_keep=1
+    )
+    cache = out.past_key_values
+    cache.reorder_cache(row_of)  # index_select along the batch: beam search's API, so any HF cache has it
+    return cache, out.logits[:, -1][row_of]
+
+
 @torch.no_grad()
 def generate(
     model,
@@ -72,15 +89,13 @@ def generate(
     """
     device = next(model.parameters()).device
     prompt_ids, prompt_mask = left_pad(prompts, pad_id, device)
+    cache, logits = _prefill(model, prompt_ids, prompt_mask)
     attention = prompt_mask
-    out = model(
-        input_ids=prompt_ids, attention_mask=attention, position_ids=positions(attention), use_cache=True
-    )
     next_position = attention.sum(-1, keepdim=True)  # (B, 1)
     finished = torch.zeros(len(prompts), dtype=torch.bool, device=device)
     tokens, logprobs, entropies = [], [], []
-    for _ in range(max_new_tokens):
-        logits = out.logits[:, -1].float()  # (B, V)
+    for step in range(max_new_tokens):
+        logits = logits.float()  # (B, V)
         if temperature > 0:
             probs = torch.softmax(logits / temperature, dim=-1)
             token = torch.multinomial(probs, 1, generator=generator).squeeze(1)
@@ -92,17 +107,18 @@ def generate(
             logprobs.append(torch.log_softmax(logits, dim=-1).gather(-1, token[:, None]).squeeze(-1))
             entropies.append(token_entropy(logits))
         finished |= token == eos_id
-        if bool(finished.all()):
-            break
+        if step == max_new_tokens - 1 or bool(finished.all()):
+            break  # no forward for a token nothing will follow
         # Finished rows keep decoding pads (their outputs are discarded); one batch shape keeps the cache simple.
         attention = torch.cat([attention, attention.new_ones(len(prompts), 1)], dim=1)
         out = model(
             input_ids=token[:, None],
             attention_mask=attention,
             position_ids=next_position,
-            past_key_values=out.past_key_values,
+            past_key_values=cache,
             use_cache=True,
         )
+        cache, logits = out.past_key_values, out.logits[:, -1]
         next_position = next_position + 1
     response = torch.stack(tokens, dim=1)  # (B, T)
     # Mask: every token up to and including the first EOS (all T tokens if the response never ended).
@@ -136,16 +152,37 @@ def teacher_forced_batch(prompts: list[list[int]], responses: list[list[int]], p
     )
 
 
-def response_logprobs(model, batch: Batch, with_entropy: bool = False):
-    """Token log-probs ``(B, T)`` of the response tokens (and their entropies ``(B, T)`` if asked)."""
-    out = model(
-        input_ids=batch.input_ids,
-        attention_mask=batch.attention_mask,
-        position_ids=positions(batch.attention_mask),
-        use_cache=False,
-    )
-    width = batch.prompt_width
-    logits = out.logits[:, width - 1 : -1].float()  # position t predicts token t + 1: (B, T, V)
+def response_logprobs(model, batch: Batch, with_entropy: bool = False, share_prompts: bool = False):
+    """Token log-probs ``(B, T)`` of the response tokens (and their entropies ``(B, T)`` if asked).
+
+    ``share_prompts``: run each distinct prompt once (``_prefill``, with grad) and then only the response
+    tokens, on that cache: the same math with G times less prompt compute for groups of G rollouts (about a
+    third of a training forward and backward on addition), but other float rounding than one forward over
+    every row, so it is off by default (the supervised warm-up keeps rebuilding byte-identically).
+    """
+    width, length = batch.prompt_width, batch.input_ids.shape[1] - batch.prompt_width
+    if share_prompts:
+        cache, first = _prefill(model, batch.input_ids[:, :width], batch.attention_mask[:, :width])
+        logits = first[:, None]  # the last prompt position predicts the first response token
+        if length > 1:  # the last response token predicts nothing, so it is not run
+            mask = batch.attention_mask[:, :-1]
+            out = model(
+                input_ids=batch.input_ids[:, width:-1],
+                attention_mask=mask,
+                position_ids=positions(mask)[:, width:],
+                past_key_values=cache,
+                use_cache=True,
+            )
+            logits = torch.cat([logits, out.logits], dim=1)
+    else:
+        out = model(
+            input_ids=batch.input_ids,
+            attention_mask=batch.attention_mask,
+            position_ids=positions(batch.attention_mask),
+            use_cache=False,
+        )
+        logits = out.logits[:, width - 1 : -1]  # position t predicts token t + 1
+    logits = logits.float()  # (B, T, V)
     targets = batch.input_ids[:, width:]
     logp = torch.log_softmax(logits, dim=-1).gather(-1, targets[..., None]).squeeze(-1)
     if not with_entropy:

@@ -518,27 +518,41 @@ class Trainer:
         need_entropy = s.entropy_coef > 0 or s.entropy_adv_alpha > 0 or control.top_entropy_rho is not None
         order = torch.randperm(len(problems), generator=self.data_rng)
         losses, clip_fracs = [], []
+        # Under the plain clipped surrogate a token with advantage 0 has loss 0 and gradient 0, so rows with
+        # A = 0 (under GRPO, every row of a group that all passed or all failed) need no forward: they enter the
+        # loss as zeros and keep their tokens in its denominator. Token controls and entropy terms depend on
+        # every row, so with them every row runs.
+        skip_zero_advantage = s.token_control is None and not need_entropy
         for rows in order.chunk(s.mini_batches):
             rows_dev = rows.to(self.device)
-            part = batch.select(rows_dev)
             part_mask = mask[rows_dev]
-            logp, entropy = response_logprobs(self.model, part, with_entropy=need_entropy)
-            token_adv = flat_adv[rows_dev][:, None].expand_as(logp)  # outcome advantage on every token
+            run = flat_adv[rows_dev] != 0 if skip_zero_advantage else torch.ones_like(part_mask[:, 0]).bool()
+            if not run.any():  # one row gives the step its gradient (zero, as every row's): AdamW still steps
+                run[0] = True
+            # Rows of a group share their prompt: it runs once per distinct prompt (rollout.py says why).
+            logp, entropy = response_logprobs(
+                self.model, batch.select(rows_dev[run]), with_entropy=need_entropy, share_prompts=True
+            )
+            token_adv = flat_adv[rows_dev[run]][:, None].expand_as(logp)  # outcome advantage on every token
             if s.entropy_adv_alpha > 0:
                 token_adv = entropy_shaped_advantages(
                     token_adv, entropy, s.entropy_adv_alpha, s.entropy_adv_kappa
                 )
-            token_loss, clipped = controlled_token_loss(
+            run_loss, run_clipped = controlled_token_loss(
                 logp,
-                old_logp[rows_dev],
+                old_logp[rows_dev[run]],
                 token_adv,
-                part_mask,
+                part_mask[run],
                 s.eps_low,
                 s.eps_high,
                 control,
                 entropy,
                 self.data_rng,
             )
+            token_loss = torch.zeros_like(part_mask, dtype=run_loss.dtype)  # (mini-batch B, T)
+            token_loss[run] = run_loss
+            clipped = torch.zeros_like(part_mask, dtype=torch.bool)
+            clipped[run] = run_clipped
             loss = aggregate_loss(token_loss, part_mask, s.loss_agg, s.max_new_tokens)
             if s.entropy_coef > 0:
                 loss = entropy_regularized(loss, mean_token_entropy(entropy, part_mask), s.entropy_coef)
@@ -555,7 +569,7 @@ class Trainer:
         gain = None
         if is_correct.any():
             with torch.no_grad():
-                new_logp, _ = response_logprobs(self.model, batch.select(is_correct))
+                new_logp, _ = response_logprobs(self.model, batch.select(is_correct), share_prompts=True)
             ones = torch.ones(int(is_correct.sum()), device=self.device)
             gain = positive_logprob_gain(new_logp, old_logp[is_correct], mask[is_correct], ones)
         metrics["actor/pos_logprob_gain"] = gain
