@@ -1,8 +1,9 @@
-"""The embedded default: a character-level tokenizer and a tiny Qwen2 causal LM, in two tiers.
+"""The embedded default: a character-level tokenizer and a tiny Qwen2 causal LM, in three tiers.
 
-``default``: hidden 128, 4 layers, 4 heads (2 KV), FFN 512, tied embeddings (about 0.8M parameters), on
+``default``: hidden 128, 4 layers, 4 heads (2 KV), FFN 512, tied embeddings (about 1M parameters), on
 addition of 1-2 digit numbers. ``quick``: hidden 64, 2 layers, one-digit addition, for tests and smoke runs.
-Warm-start checkpoints of both ship in ``asym_openrlhf/assets`` (built by ``scripts/build_lite_checkpoint.py``).
+``countdown``: the default shape, on Countdown (three numbers 1..9, many correct expressions per prompt).
+Warm-start checkpoints of all three ship in ``asym_openrlhf/assets`` (built by ``scripts/build_lite_checkpoint.py``).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ class Tier:
     max_digits: int  # operands have 1..max_digits digits
     heldout_size: int  # prompts kept out of warm-up and RL, for eval/accuracy
     checkpoint: str  # folder under asym_openrlhf/assets
+    task: str = "addition"  # what its checkpoint was warmed up on
 
     @property
     def checkpoint_dir(self) -> Path:
@@ -38,6 +40,20 @@ TIERS = {
     "default": Tier("default", 128, 4, 4, 2, 512, max_digits=2, heldout_size=256, checkpoint="lite_addition"),
     "quick": Tier(
         "quick", 64, 2, 4, 2, 256, max_digits=1, heldout_size=30, checkpoint="lite_addition_1digit"
+    ),
+    # Countdown over three numbers 1..9 (tasks.CountdownTask); the default model's shape and tokenizer: every
+    # character of its prompts and expressions is already in CHARS.
+    "countdown": Tier(
+        "countdown",
+        128,
+        4,
+        4,
+        2,
+        512,
+        max_digits=1,  # its numbers are 1..9
+        heldout_size=256,
+        checkpoint="lite_countdown",
+        task="countdown",
     ),
 }
 
