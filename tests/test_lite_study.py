@@ -1,11 +1,221 @@
-"""``asym-rl study`` on a tiny budget produces its figures, table and claim verdicts; reruns skip finished runs."""
+"""``asym-rl study``: the statistics over seeds (t quantiles, intervals, paired differences, verdicts), the
+per-run statistics and claims, and the command on a tiny budget (figures, table, verdicts; reruns skip)."""
 
 from __future__ import annotations
 
 import json
+import math
 import time
 
+import pytest
+
 from asym_openrlhf.cli.main import main
+from asym_openrlhf.lite.study import (
+    CLAIMS,
+    METHODS,
+    STATISTICS,
+    T_975,
+    VERDICTS,
+    Interval,
+    check_claims,
+    claims_not_judged,
+    difference_interval,
+    mean_interval,
+    run_statistics,
+    t_quantile_975,
+    verdict,
+)
+
+
+def _t_cdf_above_zero(q: float, df: int, intervals: int = 4000) -> float:
+    """P(0 < T < q) for Student's t with ``df`` degrees of freedom, by Simpson's rule on the density."""
+    norm = math.exp(math.lgamma((df + 1) / 2) - math.lgamma(df / 2)) / math.sqrt(df * math.pi)
+
+    def density(x):
+        return norm * (1 + x * x / df) ** (-(df + 1) / 2)
+
+    h = q / intervals
+    inner = sum((4 if i % 2 else 2) * density(i * h) for i in range(1, intervals))
+    return (density(0) + inner + density(q)) * h / 3
+
+
+@pytest.mark.parametrize("df", range(1, len(T_975) + 1))
+def test_t_table_is_the_975_quantile(df):
+    # Each tabled quantile leaves 2.5% in the upper tail: P(0 < T < q) = 0.475, to the table's 6 decimals.
+    assert abs(_t_cdf_above_zero(t_quantile_975(df), df) - 0.475) < 2e-7
+
+
+@pytest.mark.parametrize(
+    "df, expected",
+    [
+        (1, 12.706),  # textbook values, 3 decimals
+        (4, 2.776),
+        (10, 2.228),
+        (30, 2.042),
+        (40, 2.021),  # beyond the table: the expansion in 1/df
+        (60, 2.000),
+        (120, 1.980),
+        (1e9, 1.960),
+        (4.9, 2.776),  # a fractional (Welch) df rounds down, to the wider interval
+    ],
+)
+def test_t_quantiles_match_known_values(df, expected):
+    assert round(t_quantile_975(df), 3) == expected
+
+
+def test_t_expansion_continues_the_table_and_df_below_1_is_refused():
+    assert abs(t_quantile_975(31) - 2.039513) < 1e-5  # t_{0.975, 31}
+    assert t_quantile_975(30) > t_quantile_975(31) > t_quantile_975(32)
+    with pytest.raises(ValueError, match="df >= 1"):
+        t_quantile_975(0.5)
+
+
+def test_mean_interval_closed_form():
+    # [1, 2, 3, 4]: mean 2.5, sd = sqrt(5/3) = 1.290994, half-width = t(0.975, 3) * sd / 2 = 2.054260
+    interval = mean_interval([1.0, 2.0, 3.0, None, 4.0, math.nan])  # None / NaN dropped
+    assert (interval.mean, interval.n) == (2.5, 4)
+    assert interval.low == pytest.approx(2.5 - 2.054260, abs=1e-6)
+    assert interval.high == pytest.approx(2.5 + 2.054260, abs=1e-6)
+    assert mean_interval([0.3]) == Interval(0.3, None, None, 1)  # one seed: no interval
+    assert mean_interval([]).n == 0
+
+
+def test_welch_interval_closed_form():
+    # xs = 1, 2, 3: mean 2, var/n = 1/3. ys = 3, 5, 7, 9: mean 6, var/n = (20/3)/4 = 5/3. se = sqrt(2).
+    # Welch df = 2^2 / ((1/3)^2/2 + (5/3)^2/3) = 216/53 = 4.08 -> 4, t = 2.776445; half = 3.926486.
+    interval = difference_interval({0: 1.0, 1: 2.0, 2: 3.0}, {3: 3.0, 4: 5.0, 5: 7.0, 6: 9.0})
+    assert interval.paired is False and interval.n == 7
+    assert interval.mean == -4.0
+    assert interval.low == pytest.approx(-4 - 3.926486, abs=1e-6)
+    assert interval.high == pytest.approx(-4 + 3.926486, abs=1e-6)
+
+
+# Per-seed values: seeds differ a lot (0.1 .. 0.4), methods differ a little within each seed.
+BASE = {0: 0.1, 1: 0.2, 2: 0.3, 3: 0.4}
+
+
+def _shifted(shifts: list[float]) -> dict[int, float]:
+    return {seed: BASE[seed] + shift for seed, shift in zip(BASE, shifts)}
+
+
+@pytest.mark.parametrize(
+    "a, b, relation, expected, paired",
+    [
+        # a is above b by 0.010-0.012 in every seed: the paired interval excludes 0 -> holds
+        (_shifted([0.010, 0.012, 0.011, 0.010]), BASE, ">", "holds", True),
+        # ... and a "<" claim on the same numbers is contradicted
+        (_shifted([0.010, 0.012, 0.011, 0.010]), BASE, "<", "contradicted", True),
+        # below in every seed: "<" holds, ">" is contradicted
+        (_shifted([-0.02, -0.03, -0.02, -0.025]), BASE, "<", "holds", True),
+        (_shifted([-0.02, -0.03, -0.02, -0.025]), BASE, ">", "contradicted", True),
+        # differences of both signs: undecided either way
+        (_shifted([0.01, -0.01, 0.02, -0.015]), BASE, ">", "undecided", True),
+        (_shifted([0.01, -0.01, 0.02, -0.015]), BASE, "<", "undecided", True),
+        # identical: the interval is [0, 0], which does not exclude 0
+        (dict(BASE), BASE, ">", "undecided", True),
+        # one seed: no interval, so no verdict but undecided
+        ({0: 0.5}, {0: 0.1}, ">", "undecided", True),
+        # the same +0.011 shift on other seeds' numbers: unpaired (Welch), the seed spread swamps it
+        ({seed + 10: value + 0.011 for seed, value in BASE.items()}, BASE, ">", "undecided", False),
+        # unpaired but far apart: holds
+        ({10: 0.9, 11: 0.95, 12: 0.92}, BASE, ">", "holds", False),
+    ],
+)
+def test_verdicts_on_synthetic_seeds(a, b, relation, expected, paired):
+    difference = difference_interval(a, b)
+    assert difference.paired is paired
+    assert verdict(difference, relation) == expected
+
+
+def test_pairing_drops_seeds_missing_on_either_side():
+    a = {0: 0.2, 1: math.nan, 2: 0.4, 3: 0.5}
+    b = {0: 0.1, 1: 0.2, 2: None, 3: 0.3}
+    difference = difference_interval(a, b)  # pairs: seeds 0 and 3 -> differences 0.1, 0.2
+    assert difference.paired and difference.n == 2
+    assert difference.mean == pytest.approx(0.15)
+
+
+def test_claims_name_known_methods_statistics_and_relations():
+    for claim in CLAIMS:
+        assert claim.a in METHODS and (claim.b is None or claim.b in METHODS)
+        assert claim.statistic in STATISTICS and claim.relation in (">", "<")
+    assert len({claim.text for claim in CLAIMS}) == len(CLAIMS)
+
+
+def _per_seed(**overrides) -> dict:
+    same = {key: dict(BASE) for key in STATISTICS}  # every other statistic equal across methods
+    return {**same, **overrides}
+
+
+def test_check_claims_judges_what_ran_and_what_the_task_can_test():
+    per_seed = {
+        "Pos-only": _per_seed(
+            entropy_pos_late=_shifted([0.01, 0.012, 0.011, 0.01]),
+            unique_correct_late=_shifted([0.05, 0.04, 0.06, 0.05]),
+        ),
+        "REINFORCE": _per_seed(),
+    }
+    on_addition = {(v["a"], v["statistic"]): v for v in check_claims(per_seed, "addition")}
+    on_countdown = {(v["a"], v["statistic"]): v for v in check_claims(per_seed, "countdown")}
+    # Only claims between the two methods that ran: Pos-only vs REINFORCE.
+    assert all(v["b"] == "REINFORCE" for v in on_countdown.values())
+    assert on_addition[("Pos-only", "entropy_pos_late")]["verdict"] == "holds"
+    assert on_addition[("Pos-only", "val_acc_ema")]["verdict"] == "undecided"  # equal accuracies
+    # Distinct correct responses are judged only where a prompt has many correct responses.
+    assert ("Pos-only", "unique_correct_late") not in on_addition
+    assert on_countdown[("Pos-only", "unique_correct_late")]["verdict"] == "holds"
+    assert claims_not_judged(per_seed, "addition") == [
+        "Pos-only finds more distinct correct solutions than REINFORCE"
+    ]
+    assert claims_not_judged(per_seed, "countdown") == []
+    record = on_addition[("Pos-only", "entropy_pos_late")]
+    assert record["difference"]["paired"] and record["difference"]["n"] == 4
+    assert record["difference"]["mean"] == pytest.approx(0.01075)
+    assert record["definition"] == STATISTICS["entropy_pos_late"][1]
+
+
+def test_claim_against_zero_and_lists_as_seeds():
+    # The Fig. 1(c) claim compares GRPO's per-seed rho with 0; plain lists are seeds 0..n-1.
+    verdicts = check_claims({"GRPO": _per_seed(cov_spearman=[0.6, 0.8, 0.7])})
+    (cov,) = [v for v in verdicts if v["statistic"] == "cov_spearman"]
+    assert cov["b"] is None and cov["verdict"] == "holds" and cov["difference"]["n"] == 3
+
+
+def test_run_statistics_closed_form():
+    rows = [
+        {"step": 0, "eval/accuracy": 0.5, "eval/pass_at_1": 0.4, "eval/pass_at_8": 0.9},
+        {"step": 1, "actor/entropy": 0.4, "actor/entropy_pos": 0.5, "rollout/accuracy": 0.1},
+        {
+            "step": 2,
+            "actor/entropy": 0.3,
+            "actor/entropy_pos": 0.4,
+            "rollout/accuracy": 0.2,
+            "eval/accuracy": 0.6,
+        },
+        {"step": 3, "actor/entropy": 0.2, "actor/entropy_pos": 0.3, "rollout/accuracy": 0.3},
+        {
+            "step": 4,
+            "actor/entropy": 0.1,
+            "actor/entropy_pos": None,
+            "rollout/accuracy": 0.4,
+            "eval/accuracy": 1.0,
+        },
+    ]
+    stats = run_statistics(rows, group_size=8)
+    assert stats["entropy_late"] == pytest.approx(0.15)  # steps 3, 4
+    assert stats["entropy_pos_late"] == pytest.approx(0.3)  # step 4 has no correct rollout
+    assert stats["train_acc_late"] == pytest.approx(0.35)
+    assert stats["val_acc_ema"] == pytest.approx(
+        0.671
+    )  # 0.5 -> 0.7*0.5+0.3*0.6 = 0.53 -> 0.7*0.53+0.3 = 0.671
+    assert stats["pass_at_G_ema"] == 0.9 and stats["pass_at_G_start"] == 0.9
+    assert stats["val_acc_start"] == 0.5
+    assert math.isnan(stats["entropy_neg_late"]) and math.isnan(stats["cov_spearman"])  # never logged
+
+
+def test_study_refuses_tiny_off_addition(tmp_path, capsys):
+    assert main(["study", "--task", "countdown", "--tiny", "--output_dir", str(tmp_path)]) == 2
+    assert "error: --tiny:" in capsys.readouterr().err
 
 
 def test_study_tiny_budget_writes_figures_and_verdicts(tmp_path, capsys):
@@ -15,17 +225,53 @@ def test_study_tiny_budget_writes_figures_and_verdicts(tmp_path, capsys):
     for name in ("fig2_dynamics.png", "fig1c_covariance.png", "summary.md", "summary.json"):
         assert (tmp_path / name).stat().st_size > 0
     summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["task"] == "addition"
     assert set(summary["stats"]) == {"REINFORCE", "Pos-only", "Neg-only"}
-    assert len(summary["stats"]["Pos-only"]["val_acc_ema"]) == 2  # one value per seed
-    # Only the claims whose methods ran are judged, each with one of the three verdicts.
+    assert set(summary["per_seed"]["Pos-only"]["val_acc_ema"]) == {"0", "1"}  # one value per seed
+    accuracy = summary["stats"]["Pos-only"]["val_acc_ema"]
+    assert accuracy["n"] == 2 and accuracy["ci95"][0] <= accuracy["mean"] <= accuracy["ci95"][1]
+    # pass@k is on: the held-out sampled metrics are finite for every run.
+    assert all(v is not None for v in summary["per_seed"]["REINFORCE"]["pass_at_G_ema"].values())
+    # Only the claims whose methods ran are judged (those on distinct correct responses not on addition).
     claims = summary["claims"]
     assert {c["a"] for c in claims} | {c["b"] for c in claims} <= set(summary["stats"])
-    assert len(claims) == 6
-    assert {c["verdict"] for c in claims} <= {"holds", "weak (within seed noise)", "does not hold"}
-    assert "## The paper's claims" in capsys.readouterr().out
+    ran = {"REINFORCE", "Pos-only", "Neg-only"}
+    expected = [c for c in CLAIMS if c.a in ran and c.b in ran and not c.many_answers]
+    assert [c["claim"] for c in claims] == [c.text for c in expected]
+    assert summary["claims_not_judged"] == [
+        c.text for c in CLAIMS if c.a in ran and c.b in ran and c.many_answers
+    ]
+    assert {c["verdict"] for c in claims} <= set(VERDICTS)
+    assert all(c["difference"]["paired"] and c["difference"]["n"] == 2 for c in claims)
+    out = capsys.readouterr().out
+    assert "## The paper's claims" in out and "one-digit addition" in out
 
     # Finished runs are skipped: a rerun only redraws.
     stamp = (tmp_path / "runs" / "Pos-only_seed0" / "metrics.jsonl").stat().st_mtime
     time.sleep(0.01)
     assert main(argv) == 0
     assert (tmp_path / "runs" / "Pos-only_seed0" / "metrics.jsonl").stat().st_mtime == stamp
+
+
+def test_study_countdown_tiny_budget(tmp_path):
+    argv = [
+        "study",
+        "--task",
+        "countdown",
+        "--steps",
+        "2",
+        "--seeds",
+        "2",
+        "--eval_every",
+        "2",
+        "--jobs",
+        "1",
+    ]
+    argv += ["--eval_sampled_prompts", "8", "--methods", "REINFORCE,Pos-only", "--output_dir", str(tmp_path)]
+    assert main(argv) == 0
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["task"] == "countdown" and summary["claims_not_judged"] == []
+    assert "Pos-only finds more distinct correct solutions than REINFORCE" in {
+        c["claim"] for c in summary["claims"]
+    }
+    assert "Countdown" in (tmp_path / "summary.md").read_text()

@@ -1,9 +1,18 @@
 """``asym-rl study``: the paper's §3 entropy study on the embedded testbed.
 
-Runs several estimators from the same warm start and seeds with ``asym-rl lite``'s trainer, then draws
-Fig. 2 (entropy, validation accuracy EMA 0.7, all-/none-solved fractions, positive log-prob increment) and
-Fig. 1(c) (Cov(p) over the first 40 steps), writes a summary table (mean ± sd over seeds) and checks the
-paper's qualitative claims (TAKEAWAY, §3) against the data: each verdict is computed, none is assumed.
+Runs several estimators from the same warm start and seeds with ``asym-rl lite``'s trainer on one task
+(``--task addition``, the default, or ``countdown``), then draws Fig. 2 (entropy overall and on correct /
+wrong rollouts, held-out accuracy and pass@G, all-/none-solved fractions, distinct correct responses,
+log-prob gain of positives) and Fig. 1(c) (Cov(p) over the first 40 steps), and judges the paper's claims
+(TAKEAWAY, §3) against the data: each verdict is computed, none is assumed.
+
+Seeds are the unit of replication. Each statistic is computed once per run (``STATISTICS`` defines each over
+the run) and reported per method as the mean over seeds with a 95% Student t interval. Each claim "a > b" is
+judged by the 95% t interval of the difference a - b, paired by seed: seed s of every method starts from the
+same warm start, draws the same prompts in the same order and, at step 1, the same rollouts. The claim
+"holds" when that interval excludes 0 on the claimed side, is "contradicted" when it excludes 0 on the other
+side, and is "undecided" otherwise. A t interval rather than a bootstrap: with 4-6 seeds, bootstrap
+percentiles come from a handful of distinct resamples and come out too narrow.
 
 Runs are independent folders under ``OUTPUT/runs``; a finished run is skipped and a killed one resumes.
 """
@@ -12,9 +21,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import statistics
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, replace
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -52,21 +63,40 @@ BEYOND_THE_PAPER = (
     "W-REINFORCE", "PSR", "NSR", "AsymGRPO-sched", "AsymGRPO-targetH", "Clip-Cov", "KL-Cov", "Top-entropy"
 )  # fmt: skip
 DEFAULT_METHODS = [label for label in METHODS if label not in BEYOND_THE_PAPER]
-BUDGETS = {"quick": dict(steps=60, seeds=2, eval_every=5), "full": dict(steps=200, seeds=3, eval_every=10)}
+# Quick: 8 methods x 4 seeds = 32 runs, two at a time. Measured on this 2-core box before the faster step
+# loop: 0.72-0.77 s CPU a step, 0.4 s a greedy eval (256 prompts), +0.4 s for pass@k on 32 prompts x G; about
+# 35 s a run at 40 steps (9.3 min in all), 25 s (6.7 min) at the 0.5 s a step the faster trainer aims for.
+BUDGETS = {
+    "quick": dict(steps=40, seeds=4, eval_every=10, eval_sampled_prompts=32),
+    "full": dict(steps=200, seeds=6, eval_every=10, eval_sampled_prompts=64),
+}
 _QUICK, _FULL = BUDGETS["quick"], BUDGETS["full"]
+STUDY_TASKS = ("addition", "countdown")
+# Tasks with one correct response per prompt: there, distinct / correct responses is solved groups / correct
+# rollouts, a function of accuracy, so the claims about distinct correct solutions are not judged.
+ONE_ANSWER_TASKS = {"addition"}
 COV_STEPS = 40  # Fig. 1(c) averages the first 40 steps
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--output_dir", default="outputs/study", help="where runs, figures and the summary go"
+        "--task",
+        choices=STUDY_TASKS,
+        default="addition",
+        help="the embedded task: addition (default; one correct answer per prompt) or countdown (many)",
+    )
+    parser.add_argument(
+        "--output_dir",
+        default=None,
+        help="where runs, figures and the summary go; default outputs/study (addition), outputs/study_<task>",
     )
     parser.add_argument(
         "--budget",
         choices=list(BUDGETS),
         default="quick",
-        help=f"quick (default: {_QUICK['steps']} steps, {_QUICK['seeds']} seeds, about 10 min on 2 cores) or "
-        f"full ({_FULL['steps']} steps, {_FULL['seeds']} seeds)",
+        help=f"quick (default: {_QUICK['steps']} steps x {_QUICK['seeds']} seeds; 8 methods take about 10 "
+        f"min on 2 cores at 0.75 s a step, under 8 at 0.5 s) or full ({_FULL['steps']} steps x {_FULL['seeds']} "
+        "seeds, roughly 1 h per task at today's step time)",
     )
     parser.add_argument(
         "--quick", dest="budget", action="store_const", const="quick", help="same as --budget quick"
@@ -84,6 +114,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--eval_every", type=int, default=None, help="held-out eval every N steps (overrides the budget's)"
     )
     parser.add_argument(
+        "--eval_sampled_prompts",
+        type=int,
+        default=None,
+        help="held-out prompts sampled G times for pass@1 / pass@G at each eval; 0 = off (overrides the "
+        f"budget's: {_QUICK['eval_sampled_prompts']} quick, {_FULL['eval_sampled_prompts']} full)",
+    )
+    parser.add_argument(
         "--entropy_coef",
         type=float,
         default=0.01,
@@ -97,157 +134,179 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _run_one(job: tuple[str, dict]) -> tuple[str, dict]:
-    from asym_openrlhf.lite.train import default_settings, train
+# --- statistics over seeds -------------------------------------------------------------------------------
 
-    label, overrides = job
-    return label, train(default_settings(**overrides), progress=False)
+# Two-sided 95% Student t quantiles t_{0.975, df} for df = 1..30 (the tests check each against the integral
+# of the t density).
+T_975 = (
+    12.706205, 4.302653, 3.182446, 2.776445, 2.570582, 2.446912, 2.364624, 2.306004, 2.262157, 2.228139,
+    2.200985, 2.178813, 2.160369, 2.144787, 2.131450, 2.119905, 2.109816, 2.100922, 2.093024, 2.085963,
+    2.079614, 2.073873, 2.068658, 2.063899, 2.059539, 2.055529, 2.051831, 2.048407, 2.045230, 2.042272,
+)  # fmt: skip
+Z_975 = 1.959963984540054
+
+
+def t_quantile_975(df: float) -> float:
+    """t_{0.975} for ``df`` degrees of freedom: the table up to 30 (a fractional Welch df rounds down, to the
+    wider interval), beyond it the expansion in 1/df of Abramowitz & Stegun 26.7.5 (error < 1e-5 there).
+
+    >>> t_quantile_975(4)
+    2.776445
+    """
+    if not df >= 1:
+        raise ValueError(f"t quantile needs df >= 1, got {df}")
+    if df < len(T_975) + 1:
+        return T_975[int(df) - 1]
+    z = Z_975
+    terms = (
+        (z**3 + z) / 4,
+        (5 * z**5 + 16 * z**3 + 3 * z) / 96,
+        (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / 384,
+        (79 * z**9 + 776 * z**7 + 1482 * z**5 - 1920 * z**3 - 945 * z) / 92160,
+    )
+    return z + sum(term / df ** (power + 1) for power, term in enumerate(terms))
+
+
+def _finite(value) -> bool:
+    return value is not None and math.isfinite(value)
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A mean and its 95% interval; ``low``/``high`` are None when fewer than 2 values make it undefined.
+
+    ``n``: the values behind it (seeds, or seed pairs for a paired difference; both sides' seeds for Welch's).
+    ``paired``: for a difference, whether it is paired by seed (None for a plain mean).
+    """
+
+    mean: float
+    low: float | None
+    high: float | None
+    n: int
+    paired: bool | None = None
+
+    def to_json(self) -> dict:
+        ci = None if self.low is None else [self.low, self.high]
+        record = {"mean": self.mean if _finite(self.mean) else None, "ci95": ci, "n": self.n}
+        if self.paired is not None:
+            record["paired"] = self.paired
+        return record
+
+
+def mean_interval(values) -> Interval:
+    """Mean and 95% t interval, mean ± t_{0.975, n-1}·sd/√n, of the finite ``values`` (None/NaN dropped)."""
+    values = [v for v in values if _finite(v)]
+    if not values:
+        return Interval(math.nan, None, None, 0)
+    mean = statistics.fmean(values)
+    if len(values) < 2:
+        return Interval(mean, None, None, 1)
+    half = t_quantile_975(len(values) - 1) * statistics.stdev(values) / math.sqrt(len(values))
+    return Interval(mean, mean - half, mean + half, len(values))
+
+
+def difference_interval(a: dict[int, float], b: dict[int, float]) -> Interval:
+    """95% interval of mean(a) - mean(b) from per-seed values ``{seed: value}``.
+
+    When both ran the same seeds it is paired: the t interval of the per-seed differences a_s - b_s (over the
+    seeds where both are finite), which removes what a seed's prompts and warm start share across methods.
+    Otherwise it is Welch's unpaired interval.
+    """
+    if set(a) == set(b):
+        differences = [a[s] - b[s] for s in sorted(a) if _finite(a[s]) and _finite(b[s])]
+        return replace(mean_interval(differences), paired=True)
+    xs, ys = [v for v in a.values() if _finite(v)], [v for v in b.values() if _finite(v)]
+    if not xs or not ys:
+        return Interval(math.nan, None, None, len(xs) + len(ys), paired=False)
+    difference = statistics.fmean(xs) - statistics.fmean(ys)
+    if len(xs) < 2 or len(ys) < 2:
+        return Interval(difference, None, None, len(xs) + len(ys), paired=False)
+    var_a, var_b = statistics.variance(xs) / len(xs), statistics.variance(ys) / len(ys)
+    if var_a + var_b == 0:
+        return Interval(difference, difference, difference, len(xs) + len(ys), paired=False)
+    df = (var_a + var_b) ** 2 / (var_a**2 / (len(xs) - 1) + var_b**2 / (len(ys) - 1))  # Welch-Satterthwaite
+    half = t_quantile_975(df) * math.sqrt(var_a + var_b)
+    return Interval(difference, difference - half, difference + half, len(xs) + len(ys), paired=False)
+
+
+VERDICTS = ("holds", "contradicted", "undecided")
+
+
+def verdict(difference: Interval, relation: str) -> str:
+    """ "holds" when the 95% interval of a - b excludes 0 on the claimed side (``relation`` ">" or "<"),
+    "contradicted" when it excludes 0 on the other side, "undecided" otherwise (also when undefined)."""
+    if difference.low is None:
+        return "undecided"
+    sign = {">": 1.0, "<": -1.0}[relation]
+    low, high = sorted((sign * difference.low, sign * difference.high))
+    return "holds" if low > 0 else ("contradicted" if high < 0 else "undecided")
+
+
+# --- per-run statistics ----------------------------------------------------------------------------------
+
+# key -> (column label, exact definition over one run of N steps). "Second half" = steps floor(N/2)+1..N.
+STATISTICS = {
+    "val_acc_ema": (
+        "val. acc. (EMA 0.7, end)",
+        "held-out greedy accuracy (eval/accuracy) at the eval points, EMA 0.7 as the paper smooths it; "
+        "last value",
+    ),
+    "pass_at_1_ema": (
+        "pass@1 (EMA 0.7, end)",
+        "held-out unbiased pass@1 (eval/pass_at_1) from G samples at the rollout temperature, EMA 0.7; "
+        "last value",
+    ),
+    "pass_at_G_ema": (
+        "pass@G (EMA 0.7, end)",
+        "held-out unbiased pass@G (eval/pass_at_{G}) from the same G samples, EMA 0.7; last value",
+    ),
+    "train_acc_late": (
+        "train reward (2nd half)",
+        "mean of rollout/accuracy over the second half of the steps",
+    ),
+    "unique_correct_late": (
+        "distinct/correct (2nd half)",
+        "mean of rollout/unique_correct_frac (over groups with a correct rollout: distinct correct "
+        "responses / correct ones) over the second half of the steps",
+    ),
+    "entropy_late": ("entropy (2nd half)", "mean of actor/entropy over the second half of the steps"),
+    "entropy_pos_late": (
+        "entropy, correct (2nd half)",
+        "mean of actor/entropy_pos (token-mean entropy over correct rollouts) over the second-half steps "
+        "that have a correct rollout",
+    ),
+    "entropy_neg_late": (
+        "entropy, wrong (2nd half)",
+        "mean of actor/entropy_neg (token-mean entropy over wrong rollouts) over the second-half steps "
+        "that have a wrong rollout",
+    ),
+    "all_solved": ("all-solved frac", "mean of rollout/all_solved_frac over all steps"),
+    "none_solved": ("none-solved frac", "mean of rollout/none_solved_frac over all steps"),
+    "pos_logprob_gain": (
+        "pos. log-prob gain",
+        "mean of actor/pos_logprob_gain over the steps with a correct rollout",
+    ),
+    "cov_spearman": (
+        "ρ(p, Cov)",
+        f"Spearman correlation of group accuracy p = c/G (0 < c < G) with actor/logp_adv_cov/c{{c}} averaged "
+        f"over steps 1..{COV_STEPS} (Fig. 1c); needs 3 such c",
+    ),
+}
+STAT_LABELS = {key: label for key, (label, _) in STATISTICS.items()}
+TABLES = {
+    "Accuracy and exploration": [
+        "val_acc_ema", "pass_at_1_ema", "pass_at_G_ema", "train_acc_late", "unique_correct_late"
+    ],
+    "Entropy and group dynamics": [
+        "entropy_late", "entropy_pos_late", "entropy_neg_late", "all_solved", "none_solved",
+        "pos_logprob_gain", "cov_spearman",
+    ],
+}  # fmt: skip
 
 
 def _load_rows(run_dir: Path) -> list[dict]:
     text = (run_dir / "metrics.jsonl").read_text(encoding="utf-8")
     return [json.loads(line) for line in text.splitlines() if line.strip()]
-
-
-def _series(rows: list[dict], key: str) -> list[float | None]:
-    """Per-step values of ``key`` for steps 1..N (None where the step did not log it)."""
-    return [row.get(key) for row in rows if row["step"] >= 1]
-
-
-def run_summaries(rows_by_run: dict[str, list[list[dict]]]) -> dict[str, dict[str, list[float]]]:
-    """Per method, per summary statistic, one value per seed."""
-    stats: dict[str, dict[str, list[float]]] = {}
-    for label, runs in rows_by_run.items():
-        per_seed: dict[str, list[float]] = {}
-        for rows in runs:
-            steps = [r for r in rows if r["step"] >= 1]
-            late = steps[len(steps) // 2 :]
-            evals = [r["eval/accuracy"] for r in rows if r.get("eval/accuracy") is not None]
-            gains = [
-                r["actor/pos_logprob_gain"] for r in steps if r.get("actor/pos_logprob_gain") is not None
-            ]
-            values = {
-                "val_acc_ema": ema(evals)[-1],
-                "val_acc_start": evals[0],
-                "entropy_late": statistics.fmean(r["actor/entropy"] for r in late),
-                "entropy_end": ema([r["actor/entropy"] for r in steps])[-1],
-                "all_solved": statistics.fmean(r["rollout/all_solved_frac"] for r in steps),
-                "none_solved": statistics.fmean(r["rollout/none_solved_frac"] for r in steps),
-                "pos_logprob_gain": statistics.fmean(gains) if gains else float("nan"),
-                "train_acc_late": statistics.fmean(r["rollout/accuracy"] for r in late),
-            }
-            for key, value in values.items():
-                per_seed.setdefault(key, []).append(value)
-        stats[label] = per_seed
-    return stats
-
-
-def _mean_sd(values: list[float]) -> tuple[float, float]:
-    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
-
-
-STAT_LABELS = {
-    "val_acc_ema": "val. acc. (EMA 0.7, end)",
-    "entropy_late": "entropy (2nd half)",
-    "all_solved": "all-solved frac",
-    "none_solved": "none-solved frac",
-    "pos_logprob_gain": "pos. log-prob gain",
-    "train_acc_late": "train reward (2nd half)",
-}
-
-# (claim, method a, relation, method b, statistic). A claim "a > b" holds when the mean difference is in that
-# direction and larger than the seed noise of the difference (sd_a + sd_b); in direction but smaller is "weak".
-CLAIMS = [
-    (
-        "Pos-only keeps entropy higher than REINFORCE (GRPO raises entropy on positives)",
-        "Pos-only",
-        ">",
-        "REINFORCE",
-        "entropy_late",
-    ),
-    (
-        "Neg-only drives entropy lower than REINFORCE (GRPO lowers entropy on negatives)",
-        "Neg-only",
-        "<",
-        "REINFORCE",
-        "entropy_late",
-    ),
-    (
-        "Pos-only (sustaining informative entropy) beats REINFORCE in accuracy",
-        "Pos-only",
-        ">",
-        "REINFORCE",
-        "val_acc_ema",
-    ),
-    (
-        "Neg-only (pruning spurious entropy) beats REINFORCE in accuracy",
-        "Neg-only",
-        ">",
-        "REINFORCE",
-        "val_acc_ema",
-    ),
-    ("Pos-only lowers the none-solved fraction vs REINFORCE", "Pos-only", "<", "REINFORCE", "none_solved"),
-    (
-        "Neg-only raises the positive log-prob gain vs REINFORCE",
-        "Neg-only",
-        ">",
-        "REINFORCE",
-        "pos_logprob_gain",
-    ),
-    (
-        "Entropy regularization raises entropy vs REINFORCE",
-        "REINFORCE+EntReg",
-        ">",
-        "REINFORCE",
-        "entropy_late",
-    ),
-    ("...but does not reach Pos-only's accuracy", "REINFORCE+EntReg", "<", "Pos-only", "val_acc_ema"),
-    ("EntDecrease lowers entropy vs GRPO", "EntDecrease", "<", "GRPO", "entropy_late"),
-    ("EntIncrease raises entropy vs GRPO", "EntIncrease", ">", "GRPO", "entropy_late"),
-    (
-        "EntDecrease (suppressing informative entropy) is less accurate than GRPO",
-        "EntDecrease",
-        "<",
-        "GRPO",
-        "val_acc_ema",
-    ),
-    (
-        "EntIncrease (amplifying spurious entropy) is less accurate than GRPO",
-        "EntIncrease",
-        "<",
-        "GRPO",
-        "val_acc_ema",
-    ),
-    ("AsymGRPO (0.9, 0.4) is at least as accurate as GRPO (Table 1)", "AsymGRPO", ">", "GRPO", "val_acc_ema"),
-]
-
-
-def check_claims(stats: dict[str, dict[str, list[float]]]) -> list[dict]:
-    verdicts = []
-    for text, a, relation, b, key in CLAIMS:
-        if a not in stats or b not in stats:
-            continue
-        (mean_a, sd_a), (mean_b, sd_b) = _mean_sd(stats[a][key]), _mean_sd(stats[b][key])
-        diff = mean_a - mean_b if relation == ">" else mean_b - mean_a  # > 0 when the claim's direction holds
-        noise = sd_a + sd_b
-        verdict = (
-            "holds"
-            if diff > noise and diff > 0
-            else ("weak (within seed noise)" if diff > 0 else "does not hold")
-        )
-        verdicts.append(
-            dict(
-                claim=text,
-                verdict=verdict,
-                statistic=key,
-                a=a,
-                b=b,
-                mean_a=mean_a,
-                mean_b=mean_b,
-                noise=noise,
-            )
-        )
-    return verdicts
 
 
 def covariance_by_p(rows_list: list[list[dict]], group_size: int) -> list[float | None]:
@@ -279,54 +338,280 @@ def _spearman(xs: list[float], ys: list[float]) -> float:
     return cov / den if den else 0.0
 
 
-def plot_fig2(path: Path, rows_by_run: dict[str, list[list[dict]]]) -> None:
+def covariance_spearman(curve: list[float | None], group_size: int) -> float:
+    """Spearman ρ of p = c/G with Cov(p) over the mixed groups 0 < c < G present; NaN with fewer than 3."""
+    points = [(c / group_size, v) for c, v in enumerate(curve) if v is not None and 0 < c < group_size]
+    if len(points) < 3:
+        return math.nan
+    return _spearman([p for p, _ in points], [v for _, v in points])
+
+
+def run_statistics(rows: list[dict], group_size: int) -> dict[str, float]:
+    """``STATISTICS`` of one run from its metric rows (NaN where the run logged nothing to compute it from),
+    plus the warm start's held-out metrics (``*_start``, step 0)."""
+    steps = [r for r in rows if r["step"] >= 1]
+    late = steps[len(steps) // 2 :]
+
+    def mean_of(key: str, subset: list[dict]) -> float:
+        values = [r[key] for r in subset if r.get(key) is not None]
+        return statistics.fmean(values) if values else math.nan
+
+    def at_evals(key: str) -> list[float]:
+        return [r[key] for r in rows if r.get(key) is not None]
+
+    def ema_end(key: str) -> float:
+        values = at_evals(key)
+        return ema(values)[-1] if values else math.nan
+
+    def start(key: str) -> float:
+        return rows[0][key] if rows and rows[0]["step"] == 0 and rows[0].get(key) is not None else math.nan
+
+    pass_g = f"eval/pass_at_{group_size}"
+    return {
+        "val_acc_ema": ema_end("eval/accuracy"),
+        "pass_at_1_ema": ema_end("eval/pass_at_1"),
+        "pass_at_G_ema": ema_end(pass_g),
+        "train_acc_late": mean_of("rollout/accuracy", late),
+        "unique_correct_late": mean_of("rollout/unique_correct_frac", late),
+        "entropy_late": mean_of("actor/entropy", late),
+        "entropy_pos_late": mean_of("actor/entropy_pos", late),
+        "entropy_neg_late": mean_of("actor/entropy_neg", late),
+        "all_solved": mean_of("rollout/all_solved_frac", steps),
+        "none_solved": mean_of("rollout/none_solved_frac", steps),
+        "pos_logprob_gain": mean_of("actor/pos_logprob_gain", steps),
+        "cov_spearman": covariance_spearman(covariance_by_p([rows], group_size), group_size),
+        "val_acc_start": start("eval/accuracy"),
+        "pass_at_1_start": start("eval/pass_at_1"),
+        "pass_at_G_start": start(pass_g),
+    }
+
+
+def run_summaries(
+    rows_by_run: dict[str, dict[int, list[dict]]], group_size: int
+) -> dict[str, dict[str, dict[int, float]]]:
+    """Per method, per statistic, ``{seed: value}``."""
+    per_seed: dict[str, dict[str, dict[int, float]]] = {}
+    for label, runs in rows_by_run.items():
+        for seed, rows in runs.items():
+            for key, value in run_statistics(rows, group_size).items():
+                per_seed.setdefault(label, {}).setdefault(key, {})[seed] = value
+    return per_seed
+
+
+# --- the paper's claims ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Claim:
+    """``a`` ``relation`` ``b`` on one statistic of ``STATISTICS``, judged by the interval of a - b.
+
+    ``b`` None compares ``a`` with 0. ``many_answers``: judged only on tasks with many correct responses per
+    prompt (not on ``ONE_ANSWER_TASKS``).
+    """
+
+    text: str
+    a: str
+    relation: str  # ">" or "<": the claimed sign of a - b
+    b: str | None
+    statistic: str
+    many_answers: bool = False
+
+
+# Baselines: REINFORCE for the §3.1 decomposition, GRPO for the §3.2 flips. Entropy on correct rollouts is
+# "kept" when its second-half level is above the baseline's: a seed's step-1 rollouts are the same for every
+# method, so a higher late level is also a smaller drop from the common start.
+CLAIMS = [
+    # §3.1, entropy: overall, then split by the rollouts' correctness
+    Claim("Pos-only keeps entropy higher than REINFORCE", "Pos-only", ">", "REINFORCE", "entropy_late"),
+    Claim("Neg-only drives entropy lower than REINFORCE", "Neg-only", "<", "REINFORCE", "entropy_late"),
+    Claim(
+        "Pos-only keeps the entropy of correct rollouts (informative) above REINFORCE's",
+        "Pos-only", ">", "REINFORCE", "entropy_pos_late",
+    ),
+    Claim(
+        "GRPO keeps the entropy of correct rollouts above REINFORCE's",
+        "GRPO", ">", "REINFORCE", "entropy_pos_late",
+    ),
+    Claim(
+        "Neg-only prunes the entropy of wrong rollouts (spurious) below REINFORCE's",
+        "Neg-only", "<", "REINFORCE", "entropy_neg_late",
+    ),
+    Claim(
+        "GRPO prunes the entropy of wrong rollouts below REINFORCE's",
+        "GRPO", "<", "REINFORCE", "entropy_neg_late",
+    ),
+    # §3.1, accuracy and mechanism
+    Claim(
+        "Pos-only (sustaining informative entropy) beats REINFORCE in accuracy",
+        "Pos-only", ">", "REINFORCE", "val_acc_ema",
+    ),
+    Claim(
+        "Neg-only (pruning spurious entropy) beats REINFORCE in accuracy",
+        "Neg-only", ">", "REINFORCE", "val_acc_ema",
+    ),
+    Claim(
+        "Pos-only lowers the none-solved fraction vs REINFORCE",
+        "Pos-only", "<", "REINFORCE", "none_solved",
+    ),
+    Claim(
+        "Neg-only raises the positive log-prob gain vs REINFORCE",
+        "Neg-only", ">", "REINFORCE", "pos_logprob_gain",
+    ),
+    Claim(
+        "Entropy regularization raises entropy vs REINFORCE",
+        "REINFORCE+EntReg", ">", "REINFORCE", "entropy_late",
+    ),
+    Claim("...but does not reach Pos-only's accuracy", "REINFORCE+EntReg", "<", "Pos-only", "val_acc_ema"),
+    # §3.2, the flips against GRPO
+    Claim("EntDecrease lowers entropy vs GRPO", "EntDecrease", "<", "GRPO", "entropy_late"),
+    Claim("EntIncrease raises entropy vs GRPO", "EntIncrease", ">", "GRPO", "entropy_late"),
+    Claim(
+        "EntDecrease lowers the entropy of correct rollouts below GRPO's",
+        "EntDecrease", "<", "GRPO", "entropy_pos_late",
+    ),
+    Claim(
+        "EntIncrease raises the entropy of wrong rollouts above GRPO's",
+        "EntIncrease", ">", "GRPO", "entropy_neg_late",
+    ),
+    Claim(
+        "EntDecrease (suppressing informative entropy) is less accurate than GRPO",
+        "EntDecrease", "<", "GRPO", "val_acc_ema",
+    ),
+    Claim(
+        "EntIncrease (amplifying spurious entropy) is less accurate than GRPO",
+        "EntIncrease", "<", "GRPO", "val_acc_ema",
+    ),
+    Claim("AsymGRPO (0.9, 0.4) is more accurate than GRPO (Table 1)", "AsymGRPO", ">", "GRPO", "val_acc_ema"),
+    # Distinct correct solutions and pass@G follow informative entropy: the same three pairs as entropy_pos.
+    Claim(
+        "Pos-only finds more distinct correct solutions than REINFORCE",
+        "Pos-only", ">", "REINFORCE", "unique_correct_late", many_answers=True,
+    ),
+    Claim(
+        "GRPO finds more distinct correct solutions than REINFORCE",
+        "GRPO", ">", "REINFORCE", "unique_correct_late", many_answers=True,
+    ),
+    Claim(
+        "EntDecrease finds fewer distinct correct solutions than GRPO",
+        "EntDecrease", "<", "GRPO", "unique_correct_late", many_answers=True,
+    ),
+    Claim("Pos-only raises held-out pass@G vs REINFORCE", "Pos-only", ">", "REINFORCE", "pass_at_G_ema"),
+    Claim("GRPO raises held-out pass@G vs REINFORCE", "GRPO", ">", "REINFORCE", "pass_at_G_ema"),
+    Claim("EntDecrease lowers held-out pass@G vs GRPO", "EntDecrease", "<", "GRPO", "pass_at_G_ema"),
+    # Fig. 1(c)
+    Claim("Cov(p) rises with group accuracy p under GRPO (Fig. 1c)", "GRPO", ">", None, "cov_spearman"),
+]  # fmt: skip
+
+
+def _by_seed(values) -> dict[int, float]:
+    """``{seed: value}``; a plain list is seeds 0..n-1."""
+    return dict(values) if isinstance(values, dict) else dict(enumerate(values))
+
+
+def check_claims(per_seed: dict[str, dict], task: str = "addition") -> list[dict]:
+    """Judge every claim whose methods ran (and that applies to ``task``), from per-seed values
+    ``per_seed[method][statistic]`` (``{seed: value}``, or a list for seeds 0..n-1)."""
+    verdicts = []
+    for claim in CLAIMS:
+        if claim.a not in per_seed or (claim.b is not None and claim.b not in per_seed):
+            continue
+        if claim.many_answers and task in ONE_ANSWER_TASKS:
+            continue
+        a = _by_seed(per_seed[claim.a][claim.statistic])
+        b = {seed: 0.0 for seed in a} if claim.b is None else _by_seed(per_seed[claim.b][claim.statistic])
+        difference = difference_interval(a, b)
+        verdicts.append(
+            dict(
+                claim=claim.text,
+                verdict=verdict(difference, claim.relation),
+                a=claim.a,
+                relation=claim.relation,
+                b=claim.b,
+                statistic=claim.statistic,
+                definition=STATISTICS[claim.statistic][1],
+                mean_a=mean_interval(a.values()).mean,
+                mean_b=mean_interval(b.values()).mean,
+                difference=difference.to_json(),
+            )
+        )
+    return verdicts
+
+
+def claims_not_judged(labels, task: str) -> list[str]:
+    """The claims whose methods ran but which ``task`` cannot test (one correct response per prompt)."""
+    return [
+        c.text
+        for c in CLAIMS
+        if c.many_answers and task in ONE_ANSWER_TASKS and c.a in labels and (c.b is None or c.b in labels)
+    ]
+
+
+# --- figures ---------------------------------------------------------------------------------------------
+
+PANELS = [  # (metric, title); eval/pass_at_{G} takes the run's G
+    ("actor/entropy", "(a) policy entropy"),
+    ("eval/accuracy", "(b) held-out greedy accuracy"),
+    ("rollout/all_solved_frac", "(c) all-solved groups"),
+    ("rollout/none_solved_frac", "(c') none-solved groups"),
+    ("actor/pos_logprob_gain", "(d) log-prob gain of positives"),
+    ("actor/entropy_pos", "(e) entropy of correct rollouts"),
+    ("actor/entropy_neg", "(f) entropy of wrong rollouts"),
+    ("eval/pass_at_{G}", "(g) held-out pass@G"),
+    ("rollout/unique_correct_frac", "(h) distinct / correct responses"),
+]
+
+
+def smoothed_curve(rows: list[dict], key: str) -> dict[int, float]:
+    """``{step: EMA 0.7}`` of ``key`` over the rows that log it (a step where it is None carries the previous
+    smoothed value); steps before its first value are left out."""
+    points = [(r["step"], r[key]) for r in rows if key in r]
+    smoothed = ema([v for _, v in points])
+    return {step: value for (step, _), value in zip(points, smoothed) if value is not None}
+
+
+def mean_band(curves: list[dict[int, float]]) -> tuple[list[int], list[float], list[float], list[float]]:
+    """Steps, mean over seeds and the 95% t band (the mean where fewer than 2 seeds have the step)."""
+    steps = sorted(set().union(*curves))
+    means, lows, highs = [], [], []
+    for step in steps:
+        interval = mean_interval([c[step] for c in curves if step in c])
+        means.append(interval.mean)
+        lows.append(interval.mean if interval.low is None else interval.low)
+        highs.append(interval.mean if interval.high is None else interval.high)
+    return steps, means, lows, highs
+
+
+def plot_fig2(path: Path, rows_by_run: dict[str, dict[int, list[dict]]], group_size: int, title: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    panels = [
-        ("actor/entropy", "(a) policy entropy (EMA 0.7)"),
-        ("eval/accuracy", "(b) held-out greedy accuracy (EMA 0.7)"),
-        ("rollout/all_solved_frac", "(c) all-solved groups (EMA 0.7)"),
-        ("rollout/none_solved_frac", "(c') none-solved groups (EMA 0.7)"),
-        ("actor/pos_logprob_gain", "(d) log-prob gain of positives (EMA 0.7)"),
-    ]
-    fig, axes = plt.subplots(2, 3, figsize=(16, 8.5))
+    fig, axes = plt.subplots(2, 5, figsize=(24, 8.5))
     axes = axes.flatten()
     for index, (label, runs) in enumerate(rows_by_run.items()):
         color, style = f"C{index % 10}", "-" if index < 10 else "--"
-        for ax, (key, title) in zip(axes, panels):
-            curves = []
-            for rows in runs:
-                points = [(r["step"], r[key]) for r in rows if r.get(key) is not None]
-                steps = [s for s, _ in points]
-                curves.append((steps, ema([v for _, v in points])))
-            length = min(len(c[1]) for c in curves)
-            steps = curves[0][0][:length]
-            stacked = [c[1][:length] for c in curves]
-            mean = [statistics.fmean(col) for col in zip(*stacked)]
-            ax.plot(steps, mean, color=color, linestyle=style, label=label, linewidth=1.6)
-            if len(stacked) > 1:
-                ax.fill_between(
-                    steps,
-                    [min(c) for c in zip(*stacked)],
-                    [max(c) for c in zip(*stacked)],
-                    color=color,
-                    alpha=0.12,
-                )
-            ax.set_title(title, fontsize=10)
+        for ax, (key, panel_title) in zip(axes, PANELS):
+            key = key.format(G=group_size)
+            curves = [c for c in (smoothed_curve(rows, key) for rows in runs.values()) if c]
+            if curves:
+                steps, means, lows, highs = mean_band(curves)
+                ax.plot(steps, means, color=color, linestyle=style, label=label, linewidth=1.6)
+                ax.fill_between(steps, lows, highs, color=color, alpha=0.12)
+            ax.set_title(panel_title.replace("pass@G", f"pass@{group_size}") + " (EMA 0.7)", fontsize=10)
             ax.set_xlabel("RL step")
     axes[-1].axis("off")
     handles, labels = axes[0].get_legend_handles_labels()
-    axes[-1].legend(handles, labels, loc="center", fontsize=11, title="mean over seeds; band = min..max")
-    fig.suptitle("Fig. 2 on the embedded testbed (tiny Qwen2, 1-2 digit addition)")
+    axes[-1].legend(
+        handles, labels, loc="center", fontsize=11, title="mean over seeds; band = 95% t interval"
+    )
+    fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=100)
     plt.close(fig)
 
 
-def plot_fig1c(path: Path, curves: dict[str, list[float | None]], group_size: int) -> None:
+def plot_fig1c(path: Path, curves: dict[str, list[float | None]], group_size: int, title: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -341,11 +626,14 @@ def plot_fig1c(path: Path, curves: dict[str, list[float | None]], group_size: in
     ax.axhline(0, color="grey", linewidth=0.8)
     ax.set_xlabel("group accuracy p")
     ax.set_ylabel("Cov(log π̄, A)")
-    ax.set_title(f"Fig. 1(c): group covariance by accuracy, first {COV_STEPS} steps")
+    ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+# --- the report ------------------------------------------------------------------------------------------
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -354,79 +642,169 @@ def _write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def report(out: Path, rows_by_run, settings_note: str, group_size: int) -> str:
-    stats = run_summaries(rows_by_run)
-    verdicts = check_claims(stats)
-    cov_curves = {label: covariance_by_p(runs, group_size) for label, runs in rows_by_run.items()}
-    plot_fig2(out / "fig2_dynamics.png", rows_by_run)
-    plot_fig1c(out / "fig1c_covariance.png", cov_curves, group_size)
+def _json_value(value):
+    return value if _finite(value) else None
+
+
+def _fmt_interval(record: dict, digits: int = 3, signed: bool = False) -> str:
+    """``Interval.to_json()``'s record as "mean [low, high]", or "mean (n = 1)" without an interval."""
+    if record["mean"] is None:
+        return "n/a"
+    number = f"{{:{'+' if signed else ''}.{digits}f}}"
+    if record["ci95"] is None:
+        return number.format(record["mean"]) + f" (n = {record['n']})"
+    low, high = record["ci95"]
+    return f"{number.format(record['mean'])} [{number.format(low)}, {number.format(high)}]"
+
+
+VERDICT_RULE = (
+    "Seeds are the unit: each statistic is computed once per run. A claim *a > b* (or *a < b*) is judged by "
+    "the 95% Student t interval of the difference a − b: paired by seed when both methods ran the same seeds "
+    "(seed s shares its warm start, prompt order and step-1 rollouts across methods), Welch's unpaired "
+    "interval otherwise. The claim **holds** when the interval excludes 0 on the claimed side, is "
+    "**contradicted** when it excludes 0 on the other side, and is **undecided** otherwise."
+)
+
+
+def task_label(task: str, tiny: bool) -> str:
+    names = {"addition": "one-digit addition" if tiny else "1-2 digit addition", "countdown": "Countdown"}
+    return names.get(task, task) + (" (quick-tier model)" if tiny else "")
+
+
+def report(
+    out: Path,
+    rows_by_run: dict[str, dict[int, list[dict]]],
+    settings_note: str,
+    group_size: int,
+    task: str = "addition",
+    title: str | None = None,
+) -> str:
+    """Figures, ``summary.md`` and ``summary.json`` from the runs ``rows_by_run[method][seed]``."""
+    title = title or task
+    per_seed = run_summaries(rows_by_run, group_size)
+    intervals = {
+        label: {key: mean_interval(values.values()) for key, values in stats.items()}
+        for label, stats in per_seed.items()
+    }
+    verdicts = check_claims(per_seed, task)
+    not_judged = claims_not_judged(per_seed, task)
+    cov_curves = {
+        label: covariance_by_p(list(runs.values()), group_size) for label, runs in rows_by_run.items()
+    }
+    plot_fig2(out / "fig2_dynamics.png", rows_by_run, group_size, f"Fig. 2 on the embedded testbed: {title}")
+    plot_fig1c(
+        out / "fig1c_covariance.png",
+        cov_curves,
+        group_size,
+        f"Fig. 1(c), {title}: Cov by group accuracy, first {COV_STEPS} steps",
+    )
 
     lines = [
-        f"# Entropy study on the embedded testbed\n\n{settings_note}\n",
-        "## Summary (mean ± sd over seeds)\n",
+        f"# Entropy study on the embedded testbed: {title}\n\n{settings_note}\n",
+        "## Per method: mean over seeds [95% t interval]\n",
+        "Each statistic is computed once per run; the interval is mean ± t(0.975, n−1)·sd/√n over the n "
+        "seeds.\n",
     ]
-    keys = list(STAT_LABELS)
-    lines.append("| method | " + " | ".join(STAT_LABELS[k] for k in keys) + " |")
-    lines.append("|---" * (len(keys) + 1) + "|")
-    for label, per_seed in stats.items():
-        cells = []
-        for key in keys:
-            mean, sd = _mean_sd(per_seed[key])
-            cells.append(f"{mean:.3f} ± {sd:.3f}")
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    start = statistics.fmean(v for s in stats.values() for v in s["val_acc_start"])
-    lines.append(f"\nHeld-out greedy accuracy of the warm start: {start:.3f}.\n")
+    for heading, keys in TABLES.items():
+        lines.append(f"### {heading}\n")
+        lines.append("| method | " + " | ".join(STAT_LABELS[k] for k in keys) + " |")
+        lines.append("|---" * (len(keys) + 1) + "|")
+        for label, by_key in intervals.items():
+            lines.append(
+                f"| {label} | " + " | ".join(_fmt_interval(by_key[k].to_json()) for k in keys) + " |"
+            )
+        lines.append("")
+    lines.append("Definitions (N steps per run; second half = steps ⌊N/2⌋+1..N):\n")
+    lines += [f"- **{label}**: {definition}" for label, definition in STATISTICS.values()]
+    warm = {
+        key: mean_interval(v for stats in per_seed.values() for v in stats[key].values()).mean
+        for key in ("val_acc_start", "pass_at_1_start", "pass_at_G_start")
+    }
+    held_out = ", ".join(
+        f"{name} {warm[key]:.3f}"
+        for key, name in (
+            ("val_acc_start", "greedy accuracy"),
+            ("pass_at_1_start", "pass@1"),
+            ("pass_at_G_start", f"pass@{group_size}"),
+        )
+        if _finite(warm[key])
+    )
+    lines.append(f"\nWarm start, held out: {held_out}.\n")
     lines.append("## The paper's claims (TAKEAWAY, §3) on this testbed\n")
-    lines.append(
-        "A claim *holds* when the difference of means is in the claimed direction and larger than the sum of the "
-        "two seed sds; *weak* when only the direction matches; otherwise it *does not hold*.\n"
-    )
+    lines.append(VERDICT_RULE + "\n")
     for v in verdicts:
-        lines.append(
-            f"- **{v['verdict']}**: {v['claim']} — {STAT_LABELS.get(v['statistic'], v['statistic'])}: "
-            f"{v['a']} {v['mean_a']:.3f} vs {v['b']} {v['mean_b']:.3f} (noise {v['noise']:.3f})"
+        difference = v["difference"]
+        baseline = "0" if v["b"] is None else f"{v['b']} {v['mean_b']:.3f}"
+        pairing = (
+            f"paired, {difference['n']} seeds"
+            if difference.get("paired")
+            else f"unpaired, n = {difference['n']}"
         )
-    cov_verdicts = {}
-    for label, curve in cov_curves.items():
-        points = [(c / group_size, v) for c, v in enumerate(curve) if v is not None and 0 < c < group_size]
-        if len(points) >= 3:
-            rho = _spearman([p for p, _ in points], [v for _, v in points])
-            cov_verdicts[label] = rho
-    if "GRPO" in cov_verdicts:
-        rho = cov_verdicts["GRPO"]
-        verdict = "holds" if rho > 0.5 else ("weak" if rho > 0 else "does not hold")
         lines.append(
-            f"- **{verdict}**: Cov(p) rises with group accuracy p (Fig. 1c) — Spearman ρ(p, Cov) for GRPO = {rho:.2f}"
+            f"- **{v['verdict']}**: {v['claim']} — {STAT_LABELS[v['statistic']]}: {v['a']} {v['mean_a']:.3f} "
+            f"vs {baseline}; a − b = {_fmt_interval(difference, 4, signed=True)} ({pairing})"
         )
+    if not_judged:
+        lines.append(
+            f"\nNot judged on {task} (one correct response per prompt, so distinct / correct responses "
+            "measures accuracy, not diversity): " + "; ".join(not_judged) + "."
+        )
+    counts = {name: sum(v["verdict"] == name for v in verdicts) for name in VERDICTS}
+    lines.append("\nIn all: " + ", ".join(f"{n} {name}" for name, n in counts.items()) + ".")
     lines.append(
-        "\nAll methods, Spearman ρ(p, Cov) over the first 40 steps: "
-        + ", ".join(f"{k} {v:.2f}" for k, v in cov_verdicts.items())
+        "\nFigures: `fig2_dynamics.png` (Fig. 2 panels, entropy of correct and of wrong rollouts, pass@G, "
+        "distinct correct responses), `fig1c_covariance.png` (Fig. 1c).\n"
     )
-    lines.append("\nFigures: `fig2_dynamics.png` (Fig. 2 panels), `fig1c_covariance.png` (Fig. 1c).\n")
     text = "\n".join(lines)
     _write_atomic(out / "summary.md", text)
-    _write_atomic(
-        out / "summary.json",
-        json.dumps(
-            {"stats": stats, "claims": verdicts, "cov_by_p": cov_curves, "cov_spearman": cov_verdicts},
-            indent=2,
-        ),
-    )
+    summary = {
+        "task": task,
+        "settings": settings_note,
+        "interval": "95% Student t interval over seeds; claims: the interval of a - b, paired by seed",
+        "verdict_rule": VERDICT_RULE,
+        "statistics": {key: definition for key, (_, definition) in STATISTICS.items()},
+        "stats": {
+            label: {key: interval.to_json() for key, interval in by_key.items()}
+            for label, by_key in intervals.items()
+        },
+        "per_seed": {
+            label: {key: {str(s): _json_value(v) for s, v in values.items()} for key, values in stats.items()}
+            for label, stats in per_seed.items()
+        },
+        "claims": [
+            {**v, "mean_a": _json_value(v["mean_a"]), "mean_b": _json_value(v["mean_b"])} for v in verdicts
+        ],
+        "claims_not_judged": not_judged,
+        "cov_by_p": cov_curves,
+    }
+    _write_atomic(out / "summary.json", json.dumps(summary, indent=2))
     return text
+
+
+# --- the command -----------------------------------------------------------------------------------------
+
+
+def _run_one(job: tuple[str, dict]) -> tuple[str, dict]:
+    from asym_openrlhf.lite.train import default_settings, train
+
+    label, overrides = job
+    return label, train(default_settings(**overrides), progress=False)
 
 
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
+
+    from asym_openrlhf.lite.train import default_settings
 
     budget = BUDGETS[args.budget]
 
     def pick(value, key):
         return budget[key] if value is None else value
 
-    steps, seeds, eval_every = (
-        pick(args.steps, "steps"),
-        pick(args.seeds, "seeds"),
+    steps, seeds = pick(args.steps, "steps"), pick(args.seeds, "seeds")
+    eval_every, eval_sampled = (
         pick(args.eval_every, "eval_every"),
+        pick(args.eval_sampled_prompts, "eval_sampled_prompts"),
     )
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     unknown = [m for m in methods if m not in METHODS]
@@ -442,10 +820,17 @@ def run(args: argparse.Namespace) -> int:
     ):
         if value < 1:
             raise ValueError(f"{flag}: must be >= 1")
+    if eval_sampled < 0:
+        raise ValueError("--eval_sampled_prompts: must be >= 0")
     if args.entropy_coef < 0:
         raise ValueError("--entropy_coef: must be >= 0")
-    out = Path(args.output_dir)
-    (out / "runs").mkdir(parents=True, exist_ok=True)
+    if args.tiny and args.task != "addition":
+        raise ValueError(
+            f"--tiny: the quick-tier model is one-digit addition only; drop --tiny for --task {args.task}"
+        )
+    out = Path(
+        args.output_dir or ("outputs/study" if args.task == "addition" else f"outputs/study_{args.task}")
+    )
     jobs = []
     for label in methods:
         for seed in range(seeds):
@@ -453,18 +838,21 @@ def run(args: argparse.Namespace) -> int:
             if "entropy_coef" in overrides:
                 overrides["entropy_coef"] = args.entropy_coef
             overrides.update(
+                task=args.task,
                 steps=steps,
                 seed=seed,
                 eval_every=eval_every,
-                # Sampled pass@k would cost ~1 s per evaluation of each of the study's runs (minutes in all);
-                # the study's verdicts use the greedy accuracy, so it stays off here.
-                eval_sampled_prompts=0,
+                eval_sampled_prompts=eval_sampled,
                 save_every=10,
                 quick=args.tiny,
                 threads=1,
                 output_dir=str(out / "runs" / f"{label}_seed{seed}"),
             )
             jobs.append((label, overrides))
+    probe = default_settings(**jobs[0][1])  # validates the settings and gives the batch shape for the note
+    if not (Path(probe.model) / "config.json").is_file():
+        raise ValueError(f"--task: no warm-start checkpoint for {args.task} at {probe.model}")
+    (out / "runs").mkdir(parents=True, exist_ok=True)
     if args.jobs == 1:
         results = map(_run_one, jobs)
     else:
@@ -478,13 +866,23 @@ def run(args: argparse.Namespace) -> int:
     if args.jobs > 1:
         pool.shutdown()
     rows_by_run = {
-        label: [_load_rows(out / "runs" / f"{label}_seed{s}") for s in range(seeds)] for label in methods
+        label: {s: _load_rows(out / "runs" / f"{label}_seed{s}") for s in range(seeds)} for label in methods
     }
-    note = (
-        f"Model: {'quick-tier (one-digit addition)' if args.tiny else 'default tiny Qwen2 (1-2 digit addition)'}; "
-        f"{steps} steps × {seeds} seeds per method; 16 prompts × G = 8, 2 mini-batches, lr 2e-4, clip 0.2, "
-        f"token-mean loss; held-out greedy eval every {eval_every} steps; REINFORCE+EntReg c = {args.entropy_coef}."
+    title = task_label(args.task, args.tiny)
+    sampled_prompts = min(eval_sampled, probe.heldout_size)
+    sampled = (
+        f"pass@1 / pass@{probe.group_size} from G samples on the first {sampled_prompts} of them"
+        if eval_sampled
+        else "pass@k off"
     )
-    text = report(out, rows_by_run, note, group_size=8)
+    note = (
+        f"Task: {title}; model: {Path(probe.model).name} ({probe.tier} tier); {steps} steps × {seeds} seeds "
+        f"(0..{seeds - 1}) per method; {probe.prompts_per_step} prompts × G = {probe.group_size}, "
+        f"{probe.mini_batches} mini-batches, "
+        f"lr {probe.lr:g}, clip {probe.eps_low:g}/{probe.eps_high:g}, {probe.loss_agg} loss; held-out greedy "
+        f"eval on {probe.heldout_size} prompts at step 0 and every {eval_every} steps, {sampled}; "
+        f"REINFORCE+EntReg c = {args.entropy_coef}."
+    )
+    text = report(out, rows_by_run, note, group_size=probe.group_size, task=args.task, title=title)
     print(text)
     return 0
