@@ -40,6 +40,7 @@ setup(
         "matplotlib",
         "tensorboard",
         "math-verify[antlr4-13-2]==0.9.0",
+        "httpx",  # asym-eval --backend openai (a served model)
     ],
     extras_require={
         "openrlhf": OPENRLHF_PINS,

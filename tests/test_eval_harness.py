@@ -92,24 +92,24 @@ def test_run_writes_samples_summary_and_table(full_run, capsys):
 
 
 class KilledAfter:
-    """Wraps a backend; raises (like a kill) after ``limit`` prompts, and counts what it generated."""
+    """Wraps a backend; raises (like a kill) in the chunk after ``chunks`` chunks, and counts the prompts it
+    generated."""
 
-    def __init__(self, backend, limit=None):
-        self.backend, self.limit, self.generated = backend, limit, 0
-        self.tokenizer = backend.tokenizer
+    def __init__(self, backend, chunks=None):
+        self.backend, self.chunks, self.generated, self.calls = backend, chunks, 0, 0
+        self.tokenizer, self.name, self.default_chunk_size = backend.tokenizer, backend.name, 8
 
     def generate(self, prompt_ids, n_samples, sampling, seeds):
-        for texts in self.backend.generate(prompt_ids, n_samples, sampling, seeds):
-            if self.limit is not None and self.generated == self.limit:
-                raise KeyboardInterrupt
-            self.generated += 1
-            yield texts
+        if self.chunks is not None and self.calls == self.chunks:
+            raise KeyboardInterrupt
+        self.calls += 1
+        self.generated += len(prompt_ids)
+        return self.backend.generate(prompt_ids, n_samples, sampling, seeds)
 
 
 def test_resume_after_a_kill_keeps_finished_samples(
     full_run, tiny_model, benchmark_file, tmp_path, monkeypatch
 ):
-    monkeypatch.setattr(harness, "SAVE_EVERY_PROMPTS", 1)
     config = harness.RunConfig(
         model=str(tiny_model),
         benchmarks=f"add={benchmark_file}",
@@ -119,17 +119,18 @@ def test_resume_after_a_kill_keeps_finished_samples(
         max_tokens=6,
         prompt_format="raw",
         workers=1,
+        chunk_size=2,
     )
     backend = HFBackend(str(tiny_model), BackendOptions())
     with pytest.raises(KeyboardInterrupt):
-        harness.run_evaluation(config, backend=KilledAfter(backend, limit=3))
-    assert len(read_samples(tmp_path)) == 6  # 3 prompts x 2 samples saved before the kill
+        harness.run_evaluation(config, backend=KilledAfter(backend, chunks=1))
+    assert len(read_samples(tmp_path)) == 4  # the first chunk, 2 prompts x 2 samples, saved before the kill
     with (tmp_path / "samples.jsonl").open("a") as handle:
         handle.write('{"benchmark": "add", "problem_index": 3, "sampl')  # a line torn by the kill
 
     resumed = KilledAfter(backend)
     harness.run_evaluation(config, backend=resumed)
-    assert resumed.generated == 2  # only the two missing prompts
+    assert resumed.generated == 3 and resumed.calls == 2  # only the missing prompts, in chunks of 2
     strip = [
         {k: s[k] for k in ("problem_id", "sample_index", "response", "correct")}
         for s in read_samples(tmp_path)

