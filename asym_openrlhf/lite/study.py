@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import statistics
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
@@ -30,6 +29,7 @@ from multiprocessing import get_context
 from pathlib import Path
 
 from asym_openrlhf.algorithms.metrics import ema
+from asym_openrlhf.lite.train import _write_atomic  # one atomic write for a run's files and the study's
 
 # label -> settings overrides (flag dests of ``asym-rl lite``). REINFORCE + entropy regularization takes its
 # coefficient from --entropy_coef (default 0.01, ten times the paper's; untuned here, see docs/lite.md).
@@ -634,12 +634,6 @@ def plot_fig1c(path: Path, curves: dict[str, list[float | None]], group_size: in
 
 
 # --- the report ------------------------------------------------------------------------------------------
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def _json_value(value):
