@@ -94,9 +94,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--budget",
         choices=list(BUDGETS),
         default="quick",
-        help=f"quick (default: {_QUICK['steps']} steps x {_QUICK['seeds']} seeds; 8 methods take about 10 "
-        f"min on 2 cores at 0.75 s a step, under 8 at 0.5 s) or full ({_FULL['steps']} steps x {_FULL['seeds']} "
-        "seeds, roughly 1 h per task at today's step time)",
+        help=f"quick (default: {_QUICK['steps']} steps x {_QUICK['seeds']} seeds; 8 methods took 4.5 min on 2 "
+        f"cores) or full ({_FULL['steps']} steps x {_FULL['seeds']} seeds; 41 min on addition, about 1 h on "
+        "Countdown, on 2 cores; resumable)",
     )
     parser.add_argument(
         "--quick", dest="budget", action="store_const", const="quick", help="same as --budget quick"
