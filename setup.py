@@ -25,7 +25,13 @@ setup(
     package_dir={"asym_eval": "evaluation/asym_eval"},
     include_package_data=True,
     package_data={
-        "asym_openrlhf": ["data/*.jsonl", "data/*.md", "assets/**/*", "reward/*.py"],
+        "asym_openrlhf": [
+            "data/*.jsonl",
+            "data/*.md",
+            "assets/**/*",
+            "reward/*.py",
+            "integration/cpu_boot/*.py",  # sitecustomize of a CPU run (cpu_backend.py)
+        ],
         "asym_eval": ["data/*.jsonl", "data/*.md"],
     },
     install_requires=[

@@ -47,5 +47,10 @@ pip_install -c requirements/cpu-constraints.txt -e ".[dev]"
 # Nothing above may have brought torchvision back; vLLM must import as it will in the tests.
 "$VENV/bin/python" -m pip uninstall -q -y torchvision torchaudio torchcodec 2>/dev/null || true
 VLLM_LOGGING_LEVEL=ERROR "$VENV/bin/python" -c "import vllm, openrlhf" 2> >(grep -v -i warning >&2)
+# DeepSpeed's CPU accelerator compiles two C++ ops at first use (its gloo all-reduce helper and FusedAdam, about
+# 100 s on 2 cores). Build them once here, into the folder every CPU run uses (cpu_backend.default_extensions_dir),
+# so that no test or rehearsal pays for it and parallel ranks never race to compile.
+echo "[setup] DeepSpeed's CPU ops (built once)"
+TORCH_EXTENSIONS_DIR=$VENV/torch_extensions "$VENV/bin/python" -m asym_openrlhf.integration.cpu_backend --build-ops
 echo "$want" > "$stamp"
 echo "[setup] done"

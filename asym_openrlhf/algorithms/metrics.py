@@ -29,7 +29,11 @@ METRICS: dict[str, str] = {
     "actor/policy_loss": "the aggregated policy loss",
     "eval/accuracy": "greedy (temperature 0) accuracy on held-out prompts",
     "eval/pass_at_{k}": "unbiased pass@k on held-out prompts from G samples at the rollout temperature, k = 1 and G",
+    "actor/weight_sync_logprob_diff": "largest abs. difference of vLLM's and the policy's log-probs of vLLM's "
+    "greedy tokens after the weight sync (OpenRLHF, --asym.check_weight_sync)",
 }
+# Metrics of the OpenRLHF path only: asym-rl lite samples from the policy it trains, so it has no weights to sync.
+OPENRLHF_ONLY = frozenset({"actor/weight_sync_logprob_diff"})
 
 
 def token_entropy(logits: torch.Tensor) -> torch.Tensor:

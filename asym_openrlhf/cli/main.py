@@ -22,6 +22,10 @@ SUBCOMMANDS = {
         "asym_openrlhf.lite.study",
         "run several estimators from one start and draw the paper's figures",
     ),
+    "rehearse": (
+        "asym_openrlhf.cli.rehearse",
+        "run a launch script's flags through the whole OpenRLHF loop on this CPU: 2 steps, a kill, a resume",
+    ),
     "plot": (
         "asym_openrlhf.cli.plot_runs",
         "draw Fig. 2-5 from OpenRLHF TensorBoard logs or asym-rl lite folders (PNG, SVG, CSV)",

@@ -36,6 +36,7 @@ from asym_openrlhf.cli.flags import (
     estimator_from_args,
     token_control_from_args,
 )
+from asym_openrlhf.integration.weight_sync_check import DEFAULT_TOLERANCE
 
 PROG = "python -m asym_openrlhf.cli.train_ppo_ray"
 # Modules OpenRLHF imports at module level that only a GPU install has.
@@ -102,6 +103,29 @@ def build_parser() -> argparse.ArgumentParser:
         "update (Fig. 2 d,h). Costs one extra actor forward per step. Default: off.",
     )
     parser.add_argument(
+        "--cpu_backend",
+        action="store_true",
+        help="run the whole loop on this machine's CPU, where CUDA is absent: real Ray (with logical GPUs), vLLM's "
+        "CPU build, DeepSpeed's CPU accelerator over gloo, the weight sync over gloo. Needs --vllm.sync_backend "
+        "gloo and --ds.attn_implementation sdpa, and no packing or sleep modes (asym-rl rehearse sets them). "
+        "What it changes: asym_openrlhf/integration/cpu_backend.py. Default: off.",
+    )
+    parser.add_argument(
+        "--asym.check_weight_sync",
+        dest="check_weight_sync",
+        type=float,
+        nargs="?",
+        const=DEFAULT_TOLERANCE,
+        default=None,
+        metavar="TOLERANCE",
+        help="after every weight sync, have vLLM continue a few training prompts greedily and compare its "
+        "log-probs with the DeepSpeed policy's on the same tokens; logged as actor/weight_sync_logprob_diff and "
+        "written to <--ckpt.path>/weight_sync_check.jsonl. The run stops when the largest difference exceeds "
+        f"TOLERANCE (default {DEFAULT_TOLERANCE}, measured for the bf16 tiny model on a CPU; a large model's "
+        "bf16 kernels differ more). A sync that did nothing shows there once the policy has moved. Costs one "
+        "short generation and one forward per step. Default: off.",
+    )
+    parser.add_argument(
         "--dry_run",
         action="store_true",
         help="parse and validate every flag with OpenRLHF's real parser, print the resolved configuration as "
@@ -139,6 +163,7 @@ def resolve_settings(ours: argparse.Namespace, args) -> SimpleNamespace:
         entropy_adv_kappa=ours.entropy_adv_kappa,
         loss_aggregation="seq_sum_constant" if name == "dr_grpo" else "token_mean",
         log_pos_logprob_gain=ours.log_pos_logprob_gain,
+        check_weight_sync=ours.check_weight_sync,  # the tolerance, or None: off
     )
     if args.train.async_enable:
         _refuse(
@@ -211,6 +236,18 @@ def resolve_settings(ours: argparse.Namespace, args) -> SimpleNamespace:
             file=sys.stderr,
         )
 
+    check_batch_split(args)
+    if not ours.dry_run:
+        check_prompt_count(args)
+    if ours.cpu_backend:
+        from asym_openrlhf.integration.cpu_backend import check_args
+
+        check_args(args)
+    if settings.check_weight_sync is not None and not settings.check_weight_sync > 0:
+        _refuse("--asym.check_weight_sync", f"the tolerance must be > 0, got {settings.check_weight_sync}")
+    if settings.check_weight_sync is not None and not args.vllm.num_engines:
+        _refuse("--asym.check_weight_sync", "needs vLLM engines (--vllm.num_engines >= 1)")
+
     control = token_control_from_args(ours)
     settings.token_control = None if control is None else dict(control.__dict__)
     if control is not None:
@@ -221,6 +258,81 @@ def resolve_settings(ours: argparse.Namespace, args) -> SimpleNamespace:
             _refuse("--rollout.max_new_tokens", "Dr.GRPO divides each sequence's loss sum by it: set it")
         _refuse_other_losses(args, "with dr_grpo, whose loss aggregation is Dr.GRPO's sum / constant")
     return settings
+
+
+def data_parallel_ranks(args) -> int:
+    """Policy ranks that hold different data: ring-attention and tensor-parallel groups share theirs."""
+    return (
+        args.actor.num_nodes
+        * args.actor.num_gpus_per_node
+        // args.ds.ring_attn_size
+        // args.ds.tensor_parallel_size
+    )
+
+
+def check_batch_split(args) -> None:
+    """Refuse rollout and training batches that split unevenly over the policy's data-parallel ranks.
+
+    Upstream cuts a rollout batch (``--rollout.batch_size`` x ``--rollout.n_samples_per_prompt`` samples) into
+    chunks of ``--rollout.micro_batch_size`` and deals each rank ceil(chunks / ranks) of them
+    (trainer/ray/launcher.py l.354-371); it only checks that there are at least as many chunks as ranks. Ranks
+    that hold different numbers of micro-batches then wait for each other forever in ``ppo_train``'s
+    per-micro-batch all-reduce (trainer/ray/ppo_actor.py l.212). A rollout batch that is not a whole number of
+    optimizer batches (``--train.batch_size``) ends with a short gradient-accumulation window, whose gradient
+    gets the wrong scale without a word (utils/loss_utils.py l.102-105).
+    """
+    if args.train.dynamic_batch_enable:
+        return  # upstream balances the batch over the ranks by tokens (balance_experiences)
+    ranks = data_parallel_ranks(args)
+    rollout, train = args.rollout, args.train
+    samples = rollout.batch_size * rollout.n_samples_per_prompt
+    per_step = f"--rollout.batch_size {rollout.batch_size} x --rollout.n_samples_per_prompt {rollout.n_samples_per_prompt} = {samples} samples"
+    if samples % (rollout.micro_batch_size * ranks):
+        _refuse(
+            "--rollout.micro_batch_size",
+            f"{per_step} do not split evenly into micro-batches of {rollout.micro_batch_size} over {ranks} "
+            f"data-parallel policy ranks (--actor.num_gpus_per_node x --actor.num_nodes): ranks would hold "
+            f"different numbers of micro-batches and wait for each other forever. Make the samples a multiple of "
+            f"{rollout.micro_batch_size * ranks}",
+        )
+    if samples % train.batch_size:
+        _refuse(
+            "--train.batch_size",
+            f"{per_step} are not a whole number of optimizer batches of {train.batch_size}: the last "
+            "gradient-accumulation window would be short and its gradient silently mis-scaled",
+        )
+    if train.batch_size % (train.micro_batch_size * ranks):
+        _refuse(
+            "--train.micro_batch_size",
+            f"--train.batch_size {train.batch_size} is not a multiple of --train.micro_batch_size "
+            f"{train.micro_batch_size} x {ranks} data-parallel ranks",
+        )
+
+
+def check_prompt_count(args) -> None:
+    """Refuse a missing local prompt file, or one with fewer prompts than one rollout batch (nothing would train).
+
+    Only local JSON Lines files are counted; a dataset from a hub or in another format is left to upstream.
+    """
+    from pathlib import Path
+
+    dataset = args.data.prompt_dataset
+    if not dataset or "," in dataset:
+        return  # a blend of several datasets (--data.prompt_probs): left to upstream
+    path = Path(dataset)
+    if path.suffix in (".jsonl", ".json") and not path.exists():
+        _refuse("--data.prompt_dataset", f"no such file: {dataset}")
+    if path.suffix != ".jsonl" or not path.is_file():
+        return
+    with path.open("rb") as handle:
+        count = sum(1 for line in handle if line.strip())
+    count = min(count, args.data.max_samples)
+    if count < args.rollout.batch_size:
+        _refuse(
+            "--data.prompt_dataset",
+            f"{dataset} holds {count} prompts, fewer than one rollout batch (--rollout.batch_size "
+            f"{args.rollout.batch_size}): no step would train",
+        )
 
 
 def _refuse_other_losses(args, why: str) -> None:
@@ -244,6 +356,30 @@ def _patched(target, name: str, value):
         yield
     finally:
         setattr(target, name, old)
+
+
+@contextlib.contextmanager
+def _cpu_backend_ray(resolved: dict):
+    """Install the CPU backend in this process, and have upstream's ``ray.init`` start every worker with it."""
+    import os
+
+    import ray
+
+    from asym_openrlhf.integration import cpu_backend
+
+    os.environ[cpu_backend.ENV_FLAG] = "1"
+    cpu_backend.install()
+    upstream_init = ray.init
+
+    def init_with_cpu_backend(*args, runtime_env=None, **kwargs):
+        args_ = resolved["args"]
+        options = cpu_backend.ray_init_options(args_.actor.num_nodes * args_.actor.num_gpus_per_node)
+        env_vars = {**(runtime_env or {}).get("env_vars", {}), **options.pop("runtime_env")["env_vars"]}
+        runtime_env = {**(runtime_env or {}), "env_vars": env_vars}
+        return upstream_init(*args, runtime_env=runtime_env, **{**options, **kwargs})
+
+    with _patched(ray, "init", init_with_cpu_backend):
+        yield
 
 
 def run_upstream(ours: argparse.Namespace, upstream_argv: list[str], dry_run: bool):
@@ -274,6 +410,8 @@ def run_upstream(ours: argparse.Namespace, upstream_argv: list[str], dry_run: bo
             # or not this process already runs Ray.
             stack.enter_context(_patched(ray, "is_initialized", stop))
         else:
+            if ours.cpu_backend:
+                stack.enter_context(_cpu_backend_ray(resolved))
             from asym_openrlhf.integration.trainer import AsymPolicyModelRayActor, AsymPPOTrainerRayActor
 
             # train() imports PPOTrainer inside the function, and the launcher module imports
@@ -338,7 +476,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with quiet:
             ours, upstream_argv = split_argv(argv)
-            args = run_upstream(ours, upstream_argv, dry_run=ours.dry_run or no_kernels)
+            args = run_upstream(
+                ours, upstream_argv, dry_run=ours.dry_run or (no_kernels and not ours.cpu_backend)
+            )
     except (ValueError, AssertionError) as err:
         # Bad input (ours, or one of upstream's checks): one line that names the flag, no traceback.
         print(f"{PROG}: error: {err}", file=sys.stderr)
@@ -357,7 +497,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if ours.dry_run:
         print(json.dumps(to_jsonable(args), indent=1))
-    elif no_kernels:
+    elif no_kernels and not ours.cpu_backend:
         print(
             f"{PROG}: error: flash-attn's CUDA kernels ({kernel_placeholder.MODULE}) are missing: a real launch "
             "needs the GPU install (pip install -e '.[gpu]', README 'Train on GPUs', or docker/run.sh). The "

@@ -90,6 +90,30 @@ def prune_hf_checkpoints(ckpt_path, saved_step: int, max_num: int, best: bool = 
     return deleted
 
 
+SAVED_MARKER = "asym_saved_step.json"  # in --ckpt.path: the last step whose checkpoint is complete
+
+
+def write_saved_marker(ckpt_path, global_step: int) -> Path:
+    """Record in ``<ckpt_path>/asym_saved_step.json`` that every rank's checkpoint of ``global_step`` (DeepSpeed
+    states and the HF copy) has been written: upstream's save returned on every rank. Atomic. ``asym-rl
+    rehearse`` waits for it before killing a run, and a user can read it to know what a resume starts from."""
+    folder = Path(ckpt_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    marker = folder / SAVED_MARKER
+    tmp = marker.with_name(marker.name + ".tmp")
+    tmp.write_text(json.dumps({"global_step": int(global_step)}) + "\n", encoding="utf-8")
+    os.replace(tmp, marker)
+    return marker
+
+
+def read_saved_step(ckpt_path) -> int | None:
+    """The step of the last complete checkpoint in ``ckpt_path`` (``write_saved_marker``), or None."""
+    try:
+        return int(json.loads((Path(ckpt_path) / SAVED_MARKER).read_text(encoding="utf-8"))["global_step"])
+    except (OSError, ValueError, KeyError):
+        return None
+
+
 def write_final_marker(output_dir, global_step: int) -> Path:
     """Write ``<output_dir>/asym_final_step.json`` saying the policy saved there after ``fit`` is from step
     ``global_step``; atomically (a temporary file, then a rename)."""

@@ -89,6 +89,14 @@ class AsymExperienceMaker(RemoteExperienceMaker):
             options = replace(options, beta_pos=self.beta_override[0], beta_neg=self.beta_override[1])
         self.latest_options = options
         advantages = compute_advantages(settings.estimator, correct, self.latest_options)
+        if not torch.isfinite(advantages).all():
+            # A NaN advantage would reach the loss and the optimizer and turn every weight NaN without a word.
+            bad = (~torch.isfinite(advantages)).any(dim=1).nonzero().flatten()
+            raise ValueError(
+                f"advantages are not finite at step {self.step + 1}: {settings.estimator} with {options} gave "
+                f"{advantages[bad[0]].tolist()} for a group with correct = {correct[bad[0]].tolist()} "
+                f"({len(bad)} of {len(correct)} groups)"
+            )
         per_sample = advantages.reshape(-1)[torch.tensor(indices)].split(lengths)
         for experience, advantage in zip(experiences, per_sample):
             mask = experience.action_mask.to(torch.float32)  # (B, A)

@@ -246,3 +246,13 @@ class AsymPolicyModelActor(PolicyModelActor):
         if needs_policy_loss(strategy.args):
             install_policy_loss(self.trainer, strategy.args)
         install_token_entropy(self.trainer)
+
+    def weight_sync_log_probs(self, sequences, action_mask, attention_mask):
+        """``(B, A)`` log-probs of the response tokens at temperature 1, as vLLM reports the tokens it chose
+        (``--asym.check_weight_sync``); upstream's forward otherwise divides the logits by the rollout
+        temperature."""
+        temperature, self.actor.temperature = self.actor.temperature, 1.0
+        try:
+            return self.forward(sequences, action_mask, attention_mask)
+        finally:
+            self.actor.temperature = temperature

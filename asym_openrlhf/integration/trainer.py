@@ -21,7 +21,8 @@ from asym_openrlhf.algorithms.metrics import (
     solved_fractions,
     unique_correct_fraction,
 )
-from asym_openrlhf.integration.checkpoints import prune_hf_checkpoints, write_final_marker
+from asym_openrlhf.integration import weight_sync_check
+from asym_openrlhf.integration.checkpoints import prune_hf_checkpoints, write_final_marker, write_saved_marker
 from asym_openrlhf.integration.experience_maker import AsymExperienceMaker, regroup
 from asym_openrlhf.integration.policy_loss import ENTROPY_PARTS, AsymPolicyModelActor
 from asym_openrlhf.integration.upstream import (
@@ -155,10 +156,71 @@ class AsymPPOTrainer(PPOTrainer):
         maker.step = global_step  # steps done so far: where a β schedule stands
         if self.beta_controller is not None:  # or where the entropy controller has moved β
             maker.beta_override = (self.beta_controller.beta_pos, self.beta_controller.beta_neg)
-        return super().train_step(rollout_samples, global_step)
+        self._asym_steps_done = global_step + 1  # upstream syncs vLLM inside, after this step's update
+        status, global_step = super().train_step(rollout_samples, global_step)
+        if self._asym_sync_difference is not None:
+            status["actor/weight_sync_logprob_diff"] = self._asym_sync_difference
+        return status, global_step
+
+    _asym_steps_done = 0
+    _asym_sync_difference = None
+
+    def broadcast_to_vllm(self):
+        super().broadcast_to_vllm()
+        tolerance = self.args.asym.check_weight_sync
+        if tolerance is not None:
+            self._asym_sync_difference = difference = self.check_weight_sync(self._asym_steps_done)
+            if not difference <= tolerance:
+                raise weight_sync_check.WeightSyncError(
+                    f"weight sync check failed after step {self._asym_steps_done}: vLLM's log-probs differ from the "
+                    f"policy's by up to {difference:.3f} (> --asym.check_weight_sync {tolerance}); the engines may "
+                    f"be generating with other weights (details: {self.args.ckpt.path}/{weight_sync_check.LOG_FILE})"
+                )
+
+    def check_weight_sync(self, global_step: int) -> float:
+        """Greedy continuations of a few training prompts by every engine, against the policy's log-probs of
+        the same tokens (asym_openrlhf/integration/weight_sync_check.py); returns the largest difference."""
+        prompts = self.prompts_dataloader.dataset.prompts[: weight_sync_check.CHECK_PROMPTS]
+        prompt_ids, params = weight_sync_check.greedy_requests(
+            self.tokenizer, prompts, self.args.rollout.max_new_tokens
+        )
+        requests = [(engine, ids) for engine in range(len(self.vllm_engines)) for ids in prompt_ids]
+        outputs = ray.get(
+            [self.vllm_engines[engine].generate.remote(ids, params) for engine, ids in requests]
+        )
+        tokens, vllm_logprobs = zip(*map(weight_sync_check.chosen_logprobs, outputs))
+        sequences, attention_mask, action_mask = weight_sync_check.policy_batch(
+            [ids for _, ids in requests], list(tokens), self.tokenizer.pad_token_id
+        )
+        # Every rank takes part (ZeRO-3 gathers each layer's weights across ranks); they return the same values.
+        policy_logprobs = ray.get(
+            self.actor_model_group.async_run_method(
+                method_name="weight_sync_log_probs",
+                sequences=sequences,
+                action_mask=action_mask,
+                attention_mask=attention_mask,
+            )
+        )[0]
+        difference = weight_sync_check.max_abs_difference(list(vllm_logprobs), policy_logprobs)
+        weight_sync_check.append_record(
+            self.args.ckpt.path,
+            {
+                "global_step": global_step,
+                "max_abs_logprob_diff": difference,
+                "engines": len(self.vllm_engines),
+                "prompts": prompts,
+                "vllm_tokens": [list(t) for t in tokens],
+                "vllm_logprobs": [list(v) for v in vllm_logprobs],
+                "policy_logprobs": [
+                    policy_logprobs[row, : len(values)].tolist() for row, values in enumerate(vllm_logprobs)
+                ],
+            },
+        )
+        return difference
 
     def init_checkpoint_states(self):
         states = super().init_checkpoint_states()
+        self._asym_steps_done = states.get("global_step", 0)  # a resumed run syncs vLLM before its first step
         if self.beta_controller is not None and BETA_CONTROL_STATE in states:
             self.beta_controller.load_state(states[BETA_CONTROL_STATE])  # a resumed run keeps the β it had
         return states
@@ -224,8 +286,10 @@ class AsymPPOTrainer(PPOTrainer):
         super().save_logs_and_checkpoints(global_step, logs_dict, client_states)
         self._asym_last_step = global_step  # fit calls this after every step: the last one is the final step
         ckpt = self.args.ckpt
-        if ckpt.save_hf and global_step % ckpt.save_steps == 0:  # upstream's condition: it saved (and waited)
-            prune_hf_checkpoints(ckpt.path, global_step, ckpt.max_num)
+        if global_step % ckpt.save_steps == 0:  # upstream's condition: every rank saved, and it waited
+            if ckpt.save_hf:
+                prune_hf_checkpoints(ckpt.path, global_step, ckpt.max_num)
+            write_saved_marker(ckpt.path, global_step)
 
     def save_best_checkpoint(self, eval_metrics, global_step, client_states=None):
         previous_best = self.best_eval_metric_value
