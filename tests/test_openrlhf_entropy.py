@@ -147,7 +147,15 @@ def tiny_model():
 
 
 def launch_args(*flags):
-    argv = [*upstream_support.LAUNCH_ARGV, "--advantage_estimator", "group_norm", "--train.batch_size", "4"]
+    argv = [
+        *upstream_support.LAUNCH_ARGV,
+        "--advantage_estimator",
+        "group_norm",
+        "--train.batch_size",
+        "4",
+        "--actor.num_gpus_per_node",
+        "1",
+    ]  # one rank: this test builds one actor in-process
     argv += ["--vllm.num_engines", "1"]  # upstream accepts --ds.packing_samples only with vLLM engines
     return resolve_config([*argv, "--rollout.temperature", str(TEMPERATURE), *flags])
 

@@ -127,8 +127,10 @@ def test_every_flag_has_help_and_help_shows_both_parsers(capsys):
     assert "--rollout.n_samples_per_prompt" in out and "--algo.kl.init_coef" in out  # upstream's
 
 
-def test_a_real_launch_hands_our_actor_classes_to_upstream_train(monkeypatch):
+def test_a_real_launch_hands_our_actor_classes_to_upstream_train(monkeypatch, tmp_path):
     seen = {}
+    prompts = tmp_path / "prompts.jsonl"  # a real launch counts the prompts first
+    prompts.write_text("{\"input\": \"1+1\", \"label\": \"2\"}\n" * 1024)
 
     class Handed(Exception):
         pass
@@ -143,7 +145,8 @@ def test_a_real_launch_hands_our_actor_classes_to_upstream_train(monkeypatch):
 
     monkeypatch.setattr(openrlhf.utils, "get_strategy", fake_get_strategy)
     monkeypatch.setattr(ray, "is_initialized", lambda: True)  # so train() does not start Ray here
-    ours, upstream_argv = launcher.split_argv(GOOD + ["--advantage_estimator", "asym_grpo"])
+    argv = with_flag(GOOD, "--data.prompt_dataset", str(prompts))
+    ours, upstream_argv = launcher.split_argv(argv + ["--advantage_estimator", "asym_grpo"])
     with pytest.raises(Handed):
         launcher.run_upstream(ours, upstream_argv, dry_run=False)
     assert seen["trainer"] is AsymPPOTrainerRayActor

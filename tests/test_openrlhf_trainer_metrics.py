@@ -118,8 +118,8 @@ def test_entropy_controller_moves_beta_between_steps_and_rides_in_the_checkpoint
     assert (trainer.beta_controller.beta_pos, trainer.beta_controller.beta_neg) == pytest.approx((1.0, 0.3))
 
     seen = {}
-    monkeypatch.setattr(trainer_module.PPOTrainer, "train_step", lambda self, samples, step: seen.update(
-        override=self.experience_maker.beta_override, step=step))  # fmt: skip
+    monkeypatch.setattr(trainer_module.PPOTrainer, "train_step", lambda self, samples, step: (seen.update(
+        override=self.experience_maker.beta_override, step=step), {}, step + 1)[1:])  # fmt: skip
     trainer.train_step([], 1)
     assert seen["override"] == pytest.approx((1.0, 0.3)) and seen["step"] == 1
 

@@ -237,8 +237,6 @@ def resolve_settings(ours: argparse.Namespace, args) -> SimpleNamespace:
         )
 
     check_batch_split(args)
-    if not ours.dry_run:
-        check_prompt_count(args)
     if ours.cpu_backend:
         from asym_openrlhf.integration.cpu_backend import check_args
 
@@ -394,6 +392,8 @@ def run_upstream(ours: argparse.Namespace, upstream_argv: list[str], dry_run: bo
         args = original_hierarchize(flat_args)
         args.algo.advantage.estimator = ours.advantage_estimator
         args.asym = resolve_settings(ours, args)
+        if not dry_run:
+            check_prompt_count(args)  # a real launch only, and after the flags: a flag's mistake is named first
         resolved["args"] = args
         return args
 
