@@ -28,8 +28,9 @@ from dataclasses import dataclass, replace
 from multiprocessing import get_context
 from pathlib import Path
 
+from asym_eval.files import write_atomic  # one atomic write for a run's files and the study's
+
 from asym_openrlhf.algorithms.metrics import ema
-from asym_openrlhf.lite.train import _write_atomic  # one atomic write for a run's files and the study's
 
 # label -> settings overrides (flag dests of ``asym-rl lite``). REINFORCE + entropy regularization takes its
 # coefficient from --entropy_coef (default 0.01, ten times the paper's; untuned here, see docs/lite.md).
@@ -750,7 +751,7 @@ def report(
         "distinct correct responses), `fig1c_covariance.png` (Fig. 1c).\n"
     )
     text = "\n".join(lines)
-    _write_atomic(out / "summary.md", text)
+    write_atomic(out / "summary.md", text)
     summary = {
         "task": task,
         "settings": settings_note,
@@ -771,7 +772,7 @@ def report(
         "claims_not_judged": not_judged,
         "cov_by_p": cov_curves,
     }
-    _write_atomic(out / "summary.json", json.dumps(summary, indent=2))
+    write_atomic(out / "summary.json", json.dumps(summary, indent=2))
     return text
 
 
