@@ -157,6 +157,19 @@ def _add_generation_flags(parser, benchmarks_default=ALL_BENCHMARKS):
         default="chat",
         help="chat: chat template + the SPEC §6 instruction (paper); raw: the problem text is the whole prompt",
     )
+    parser.add_argument(
+        "--long_prompts",
+        choices=["refuse", "truncate", "skip"],
+        default="refuse",
+        help="a prompt the model's context cannot hold (with one generated token): refuse the run, naming the "
+        "benchmark, how many and the longest (default); truncate: keep its last tokens; skip: leave it out of "
+        "the scores (summary.json counts it)",
+    )
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="vllm: print the engine's start-up output (default: into OUT/vllm.log, kept for a failed start)",
+    )
     _add_grading_flags(parser)
 
 
@@ -230,6 +243,8 @@ def _run_config(
         workers=args.workers,
         timeout_s=args.timeout_s,
         run_name=run_name,
+        long_prompts=args.long_prompts,
+        verbose=args.verbose,
     )
 
 
@@ -313,8 +328,11 @@ def cmd_select(args) -> int:
 def cmd_plot(args) -> int:
     from asym_eval.plots import plot_runs, plot_sweep
 
+    from asym_eval.files import check_output_file
+
     if bool(args.runs) == bool(args.sweep):
         raise ValueError("plot: give either --runs NAME=OUT ... or --sweep SELECT_OUT")
+    check_output_file(args.output, "--output")
     if args.runs:
         plot_runs(args.runs, args.output)
     else:
