@@ -326,9 +326,8 @@ def cmd_select(args) -> int:
 
 
 def cmd_plot(args) -> int:
-    from asym_eval.plots import plot_runs, plot_sweep
-
     from asym_eval.files import check_output_file
+    from asym_eval.plots import plot_runs, plot_sweep
 
     if bool(args.runs) == bool(args.sweep):
         raise ValueError("plot: give either --runs NAME=OUT ... or --sweep SELECT_OUT")
