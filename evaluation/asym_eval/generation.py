@@ -332,12 +332,13 @@ class VLLMBackend:
     default_chunk_size = 256
 
     def __init__(self, model_dir: str, options: BackendOptions):
-        from vllm import LLM
-
+        self.log_path = options.log_path
         if cpu_only():
             print(cpu_engine_settings(model_dir, options)[1], flush=True)
         try:
-            with engine_log(options.log_path):
+            with engine_log(options.log_path):  # vLLM logs from its import on
+                from vllm import LLM
+
                 self.llm = LLM(**vllm_engine_args(model_dir, options))
         except Exception as err:  # noqa: BLE001 - vLLM raises many kinds; the user gets one line either way
             raise ValueError(engine_start_error(options.log_path, err)) from None
@@ -358,7 +359,9 @@ class VLLMBackend:
         ]
 
     def close(self) -> None:
-        pass
+        # Stop the engine process now, its shutdown lines into the log, not at interpreter exit on the terminal.
+        with engine_log(self.log_path):
+            self.llm.llm_engine.engine_core.shutdown()
 
 
 def vllm_available() -> bool:

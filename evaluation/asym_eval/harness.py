@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing.resource_tracker
 import os
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -32,6 +33,7 @@ from asym_eval.generation import (
     Sampling,
     build_prompt,
     encode_prompt,
+    engine_log,
     make_backend,
     prompt_seed,
 )
@@ -221,9 +223,14 @@ def run_evaluation(config: RunConfig, pool=None, backend=None) -> dict:
     own_pool, own_backend = pool is None, backend is None
     try:
         if any(missing.values()):
+            log = None if config.verbose or config.backend != "vllm" else str(out / "vllm.log")
+            if log is not None and backend is None:
+                # multiprocessing's resource tracker outlives us and reports the semaphores a vLLM engine
+                # leaks (at exit, after our last line): started here, its reports go to the log too.
+                with engine_log(log):
+                    multiprocessing.resource_tracker.ensure_running()
             pool = pool or GradingPool(config.workers, config.timeout_s)  # starts while the model loads
             if backend is None:
-                log = None if config.verbose else str(out / "vllm.log")
                 options = replace(backend_options(config), log_path=log)
                 backend = make_backend(config.backend, str(model_dir), options)
             # Every prompt is built and checked against the model's context before any is generated.
