@@ -179,3 +179,19 @@ def test_resume_says_how_much_is_done(tiny_model, tmp_path, capsys):
     capsys.readouterr()
     assert main(argv + FLAGS) == 0
     assert "b: resuming: 2 of 3 prompts done" in capsys.readouterr().out
+
+
+def test_plot_marks_a_benchmark_a_run_did_not_evaluate_as_na(tmp_path, capsys):
+    for name, scores in (("a", {"math500": 40.0, "aime24": 0.0}), ("b", {"math500": 45.0})):
+        (tmp_path / name).mkdir()
+        summary = {"benchmarks": {bench: {"avg_at_k": value} for bench, value in scores.items()}}
+        (tmp_path / name / "summary.json").write_text(json.dumps(summary))
+    output = tmp_path / "bars.png"
+    assert (
+        main(["plot", "--runs", f"a={tmp_path / 'a'}", f"b={tmp_path / 'b'}", "--output", str(output)]) == 0
+    )
+    out = capsys.readouterr().out
+    assert "note: b: aime24 was not evaluated; drawn as n/a" in out and "a: aime24" not in out  # a real 0.0
+    assert output.read_bytes()[:4] == b"\x89PNG"
+    assert main(["plot", "--runs", f"a={tmp_path / 'a'}", "--output", str(tmp_path / "no" / "x.png")]) == 2
+    assert one_error_line(capsys).startswith("asym-eval plot: error: --output: ")

@@ -333,7 +333,8 @@ def cmd_plot(args) -> int:
         raise ValueError("plot: give either --runs NAME=OUT ... or --sweep SELECT_OUT")
     check_output_file(args.output, "--output")
     if args.runs:
-        plot_runs(args.runs, args.output)
+        for pair in plot_runs(args.runs, args.output):
+            print(f"note: {pair} was not evaluated; drawn as n/a")
     else:
         plot_sweep(args.sweep, args.output)
     print(f"wrote {args.output}")
