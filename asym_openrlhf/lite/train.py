@@ -414,10 +414,17 @@ class Trainer:
     """The policy, optimizer, task and RNG streams of one run, and one RL step."""
 
     def __init__(self, settings: Settings):
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
         self.settings = s = settings
         self.device = torch.device(s.device)
+        if self.device.type == "cpu":
+            # transformers imports DeepSpeed (where installed) to ask about ZeRO-3 when it saves, and DeepSpeed
+            # then warns "Setting accelerator to CPU" once per process: say it is the CPU, so it stays quiet.
+            os.environ.setdefault("DS_ACCELERATOR", "cpu")
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers.utils import logging as transformers_logging
+
+        # One progress display per command (lite's bar, the study's): not transformers' load and save bars.
+        transformers_logging.disable_progress_bar()
         if self.device.type == "cpu":
             torch.set_num_threads(s.threads)
         self.tokenizer = AutoTokenizer.from_pretrained(s.model)
