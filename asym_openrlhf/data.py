@@ -19,6 +19,7 @@ import os
 import tempfile
 from pathlib import Path
 
+from asym_eval.files import check_output_dir, read_jsonl
 from tqdm import tqdm
 
 INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
@@ -50,19 +51,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def read_problems(path: Path) -> list[dict]:
-    """Rows with ``problem`` and ``answer``; bad lines are refused naming file and line."""
+    """Rows with ``problem`` and ``answer``; bad lines (not UTF-8, not JSON, fields missing) are refused naming
+    file and line; a byte-order mark is tolerated."""
     rows = []
-    with open(path, encoding="utf-8") as handle:
-        for line_number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{path}:{line_number}: not JSON ({err.msg})") from None
-            if not isinstance(row, dict) or not isinstance(row.get("problem"), str) or "answer" not in row:
-                raise ValueError(f"{path}:{line_number}: needs string 'problem' and an 'answer'")
-            rows.append(row)
+    for line_number, row in read_jsonl(path)[0]:
+        if not isinstance(row.get("problem"), str) or "answer" not in row:
+            raise ValueError(f"{path}:{line_number}: needs string 'problem' and an 'answer'")
+        rows.append(row)
     return rows
 
 
@@ -124,8 +119,8 @@ def load_tokenizer(name_or_path: str):
 
 
 def run(args: argparse.Namespace) -> int:
+    output_dir = check_output_dir(args.output_dir, "--output_dir")
     tokenizer = load_tokenizer(args.tokenizer)
-    output_dir = Path(args.output_dir)
     validation_file = Path(args.validation_file) if args.validation_file else default_validation_file()
     for flag, path in (("--train_file", Path(args.train_file)), ("--validation_file", validation_file)):
         if not path.is_file():

@@ -107,3 +107,58 @@ def test_a_beta_schedule_prints_the_curves_at_a_step_and_plots_three(tmp_path, c
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert cli_main.main([*argv, "--step", "3"]) == 2  # a schedule needs --total_steps
     assert "--total_steps" in capsys.readouterr().err
+
+
+def test_json_carries_beta_and_the_step_and_the_header_is_rounded(capsys):
+    # linear beta- 0.4 -> 1.0 over 100 steps (0..99): at step 49, 0.4 + 0.6 * 49/99 = 0.69697
+    argv = [
+        "advantage-table",
+        "--asym.beta_schedule",
+        "linear",
+        "--asym.beta_neg_end",
+        "1.0",
+        "--total_steps",
+        "100",
+    ]
+    assert cli_main.main([*argv, "--step", "49", "--json"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["options"]["beta_pos"] == 0.9 and record["options"]["beta_neg"] == pytest.approx(
+        0.4 + 0.6 * 49 / 99
+    )
+    assert (record["step"], record["total_steps"]) == (49, 100)
+    assert cli_main.main([*argv, "--step", "49"]) == 0
+    header = capsys.readouterr().out.splitlines()[0]
+    assert header.startswith("asym_grpo (beta_pos=0.9, beta_neg=0.697, flip=none"), header
+
+
+def test_plot_at_a_step_draws_that_step(tmp_path, monkeypatch):
+    from asym_openrlhf.cli import advantage_table
+
+    drawn = []
+    monkeypatch.setattr(
+        advantage_table, "plot_curves", lambda path, name, g, options, title="": drawn.append(options)
+    )
+    argv = [
+        "advantage-table",
+        "--asym.beta_schedule",
+        "linear",
+        "--asym.beta_neg_end",
+        "1.0",
+        "--total_steps",
+        "11",
+    ]
+    assert cli_main.main([*argv, "--step", "5", "--plot", str(tmp_path / "a.png")]) == 0
+    assert drawn[0].beta_neg == pytest.approx(0.7)  # step 5 of 0..10
+
+
+@pytest.mark.parametrize("where", ["folder", "missing/a.png", "file/a.png"])
+def test_plot_path_is_checked_before_drawing(tmp_path, capsys, where):
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "file").write_text("")
+    assert cli_main.main(["advantage-table", "--plot", str(tmp_path / where)]) == 2
+    assert (
+        capsys.readouterr()
+        .err.strip()
+        .splitlines()[-1]
+        .startswith("asym-rl advantage-table: error: --plot: ")
+    )

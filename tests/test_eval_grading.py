@@ -190,6 +190,23 @@ def test_olympiadbench_tolerance():
     assert not grade_response("\\boxed{4.25}", "4.2").correct  # no tolerance: exact value needed
 
 
+@pytest.mark.parametrize(
+    "response, answer, tolerance, expected",
+    [
+        ("\\boxed{\\frac{1}{3}}", "0.3333", 0.1, True),  # |1/3 - 0.3333| = 3.3e-5
+        ("\\boxed{0.3333}", "\\frac{1}{3}", 1e-3, True),
+        ("\\boxed{\\frac{1}{2}}", "0.3333", 0.1, False),  # 0.1667 away
+        ("\\boxed{2\\sqrt{2}}", "2.83", 0.01, True),  # 2.8284
+        ("\\boxed{\\frac{\\pi}{4}}", "0.78", 0.01, True),  # 0.7854
+        ("\\boxed{\\frac{\\pi}{4}}", "0.78", 0.001, False),
+        ("\\boxed{\\frac{1}{4}\\%}", "0.3", 0.05, True),  # 0.25 (percent sign set aside, as for decimals)
+    ],
+)
+def test_tolerance_applies_to_any_numeric_value(response, answer, tolerance, expected):
+    result = grade_response(response, answer, tolerance=tolerance)
+    assert (result.correct, result.reason.split(":")[1]) == (expected, "number_within_tolerance")
+
+
 HOSTILE = {
     "power_tower": "So the answer is \\boxed{9^{9^{9^9}}}.",
     "factorial": "\\boxed{(10^8)!}",

@@ -148,3 +148,34 @@ def test_sampled_runs_do_not_depend_on_chunks_and_resume_exactly(runs):
     assert responses(runs / "one" / "resumed") == sampled
     # Killed after its first chunk (3 prompts saved): the rerun generated only the other 2, in one chunk.
     assert json.loads((runs / "one" / "resumed_generated.json").read_text()) == {"prompts": 2, "chunks": 1}
+
+
+def test_the_readme_command_runs_on_a_cpu_with_no_environment_variable(tmp_path):
+    """`asym-eval run --backend vllm` as the README shows it, with no VLLM_CPU_KVCACHE_SPACE, --dtype or
+    --enforce_eager: the CPU build gets settings that fit the machine (one line), vLLM's start-up output goes
+    to OUT/vllm.log; an engine that cannot start is one line naming what to set and the log."""
+    model = str(build_tiny_model(tmp_path / "tiny"))
+    env = {key: value for key, value in os.environ.items() if not key.startswith("VLLM_")}
+    asym_eval = os.path.join(os.path.dirname(sys.executable), "asym-eval")
+    flags = ["--benchmarks", "amc23", "--limit", "2", "--n", "1", "--max_tokens", "8", "--workers", "1"]
+    out = tmp_path / "out"
+    command = [asym_eval, "run", "--model", model, "--output_dir", str(out), "--backend", "vllm", *flags]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "vLLM CPU build: KV cache " in done.stdout and "dtype float32 (the checkpoint's" in done.stdout
+    assert "INFO" not in done.stdout + done.stderr  # vLLM's start-up and shutdown lines went to the log
+    assert "Initializing a V1 LLM engine" in (out / "vllm.log").read_text()
+    assert (out / "summary.json").is_file()
+
+    failed = tmp_path / "failed"
+    command[command.index(str(out))] = str(failed)
+    done = subprocess.run(
+        command, capture_output=True, text=True, timeout=600, env={**env, "VLLM_CPU_KVCACHE_SPACE": "100000"}
+    )
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert lines[-1].startswith("asym-eval run: error: --backend vllm: the engine did not start: "), lines[
+        -5:
+    ]
+    assert "VLLM_CPU_KVCACHE_SPACE" in lines[-1] and f"(full log: {failed / 'vllm.log'})" in lines[-1]
+    assert not (failed / "config.json").exists()  # the corrected command may use the folder

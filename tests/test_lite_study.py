@@ -20,6 +20,7 @@ from asym_openrlhf.lite.study import (
     check_claims,
     claims_not_judged,
     difference_interval,
+    mean_band,
     mean_interval,
     run_statistics,
     t_quantile_975,
@@ -243,8 +244,14 @@ def test_study_tiny_budget_writes_figures_and_verdicts(tmp_path, capsys):
     ]
     assert {c["verdict"] for c in claims} <= set(VERDICTS)
     assert all(c["difference"]["paired"] and c["difference"]["n"] == 2 for c in claims)
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    out = captured.out
     assert "## The paper's claims" in out and "one-digit addition" in out
+    # A 2-step study says what it averaged (not "steps 1..40"), and keeps one progress display.
+    assert "steps 1..min(40, N)" in summary["statistics"]["cov_spearman"]
+    assert "first 40 steps" not in (tmp_path / "summary.md").read_text()
+    for noise in ("Loading weights", "Writing model shards", "Setting accelerator to CPU"):
+        assert noise not in captured.err + out
 
     # Finished runs are skipped: a rerun only redraws.
     stamp = (tmp_path / "runs" / "Pos-only_seed0" / "metrics.jsonl").stat().st_mtime
@@ -275,3 +282,20 @@ def test_study_countdown_tiny_budget(tmp_path):
         c["claim"] for c in summary["claims"]
     }
     assert "Countdown" in (tmp_path / "summary.md").read_text()
+
+
+def test_bands_of_bounded_metrics_stay_in_their_range():
+    """Two seeds at 0 and 1: the 95% t band is 0.5 +- 12.706 * 0.7071 / 1.4142 = 0.5 +- 6.35; a fraction's band
+    is clipped to [0, 1], an entropy's only below at 0, an unbounded metric's not at all."""
+    curves = [{1: 0.0}, {1: 1.0}]
+    assert mean_band(curves, (0.0, 1.0)) == ([1], [0.5], [0.0], [1.0])
+    _, _, low, high = mean_band(curves, (0.0, None))
+    assert low == [0.0] and high[0] == pytest.approx(0.5 + 6.353, abs=1e-3)
+    _, _, low, _ = mean_band(curves)
+    assert low[0] == pytest.approx(0.5 - 6.353, abs=1e-3)
+
+
+def test_study_output_dir_that_is_a_file_is_refused(tmp_path, capsys):
+    (tmp_path / "file").write_text("")
+    assert main(["study", "--tiny", "--output_dir", str(tmp_path / "file")]) == 2
+    assert "error: --output_dir: " in capsys.readouterr().err

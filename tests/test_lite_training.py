@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -114,6 +115,20 @@ def test_quick_tier_end_to_end_through_the_console_script(tmp_path):
     tokenizer = AutoTokenizer.from_pretrained(out / "final")
     assert model.config.hidden_size == 64 and tokenizer.eos_token == "<eos>"
 
+    # The "evaluate it:" line runs as printed and scores what lite's own greedy eval scored.
+    printed = next(line for line in done.stdout.splitlines() if line.startswith("evaluate it: "))
+    command = shlex.split(printed.removeprefix("evaluate it: "))
+    assert command[:2] == ["asym-eval", "run"]
+    evaluated = subprocess.run(
+        [str(Path(sys.executable).with_name("asym-eval")), *command[1:], "--workers", "1"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert evaluated.returncode == 0, evaluated.stderr[-2000:]
+    summary = json.loads((out / "eval" / "summary.json").read_text())
+    assert summary["benchmarks"]["lite"]["avg_at_k"] == pytest.approx(100 * rows[-1]["eval/accuracy"])
+
 
 def test_bad_flag_is_one_line_naming_it(tmp_path):
     asym_rl = str(Path(sys.executable).with_name("asym-rl"))
@@ -124,6 +139,38 @@ def test_bad_flag_is_one_line_naming_it(tmp_path):
     )
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == ["asym-rl lite: error: --mini_batches: must be >= 1"]
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--task", "math"], "--task math: needs --model DIR"),
+        (["--model", "{weightless}"], "--model: {weightless} has a config.json but no weights"),
+        (["--output_dir", "{file}"], "--output_dir: {file} is a file"),
+        (["--output_dir", "{file}/run"], "--output_dir: {file}/run lies under {file}, a file"),
+    ],
+)
+def test_bad_paths_and_task_are_one_line_before_any_work(tmp_path, flags, message):
+    weightless, file = tmp_path / "weightless", tmp_path / "file"
+    weightless.mkdir()
+    (weightless / "config.json").write_text("{}")
+    file.write_text("")
+    names = {"weightless": weightless, "file": file}
+    argv = ["lite", "--output_dir", str(tmp_path / "out"), *(f.format(**names) for f in flags)]
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("asym-rl")), *argv], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"asym-rl lite: error: {message.format(**names)}"), lines
+
+
+def test_resume_says_where_it_starts(tmp_path, capsys):
+    train(_quick(tmp_path, steps=2, save_every=2), progress=True)
+    (tmp_path / "summary.json").unlink()
+    capsys.readouterr()
+    train(_quick(tmp_path, steps=3, save_every=2), progress=True)
+    assert f"resuming: 2 of 3 steps done ({tmp_path})" in capsys.readouterr().out
 
 
 def test_a_beta_schedule_is_logged_as_it_moves(tmp_path):

@@ -92,6 +92,54 @@ def test_bad_input_is_one_line_naming_the_flag_before_ray_starts(case, capsys):
     assert not ray.is_initialized()
 
 
+@pytest.mark.parametrize(
+    "typo, closest",
+    [
+        ("--asym.beta_poss", "--asym.beta_pos"),
+        ("--rollout.n_sample_per_prompt", "--rollout.n_samples_per_prompt"),
+    ],
+)
+def test_a_mistyped_flag_is_one_line_naming_the_closest(typo, closest, capsys):
+    assert launcher.main(GOOD + [typo, "8", "--dry_run"]) == 2
+    err = capsys.readouterr().err
+    assert (
+        err.strip().splitlines()[-1]
+        == f"{launcher.PROG}: error: {typo}: unknown flag; did you mean {closest}?"
+    )
+    assert "usage:" not in err  # not upstream's 190-line usage
+
+
+SCRIPT_ALGO = ["--advantage_estimator", "asym_grpo", "--asym.beta_pos", "0.9", "--asym.beta_neg", "0.4"]
+
+
+@pytest.mark.parametrize(
+    "last, dropped",
+    [
+        (["--advantage_estimator", "reinforce"], "--asym.beta_pos 0.9, --asym.beta_neg 0.4"),
+        (["--advantage_estimator=pos_only"], "--asym.beta_pos 0.9, --asym.beta_neg 0.4"),  # both fixed by it
+        (["--algo.advantage.estimator", "w_reinforce"], "--asym.beta_pos 0.9, --asym.beta_neg 0.4"),
+    ],
+)
+def test_a_later_estimator_drops_the_options_before_it_that_do_not_apply(last, dropped, capsys):
+    args = launcher.resolve_config(GOOD + SCRIPT_ALGO + last)
+    name = last[-1].split("=")[-1]
+    assert args.algo.advantage.estimator == name
+    assert f"--advantage_estimator {name} is given last, so {dropped} given before it do not apply" in (
+        capsys.readouterr().err
+    )
+
+
+def test_options_that_still_apply_or_come_after_the_last_estimator_are_kept():
+    args = launcher.resolve_config(
+        GOOD + SCRIPT_ALGO + ["--advantage_estimator", "asym_grpo", "--asym.flip", "neg"]
+    )
+    assert (args.asym.beta_pos, args.asym.beta_neg, args.asym.flip) == (0.9, 0.4, "neg")
+    with pytest.raises(ValueError, match="^--asym.beta_neg: only applies"):
+        launcher.resolve_config(
+            GOOD + SCRIPT_ALGO + ["--advantage_estimator", "group_norm", "--asym.beta_neg", "1"]
+        )
+
+
 def test_upstream_reinforce_warns_that_it_is_not_the_papers(capsys):
     args = launcher.resolve_config(GOOD + ["--advantage_estimator", "reinforce"])
     assert args.algo.advantage.estimator == "reinforce" and args.asym.estimator is None

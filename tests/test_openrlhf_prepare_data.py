@@ -84,3 +84,26 @@ def test_bad_input_names_file_and_line(tmp_path, prepared):
         timeout=60,
     )
     assert result.returncode == 2 and "--tokenizer" in result.stderr.strip().splitlines()[-1]
+
+
+def test_non_utf8_and_bom_and_an_output_under_a_file(tmp_path, prepared):
+    latin = tmp_path / "latin.jsonl"
+    latin.write_bytes(b'{"problem": "1+1?", "answer": "2"}\n{"problem": "caf\xe9", "answer": "1"}\n')
+    with pytest.raises(ValueError, match=r"latin.jsonl:2: not UTF-8 \(byte 0xe9"):
+        read_problems(latin)
+    bom = tmp_path / "bom.jsonl"
+    bom.write_bytes(b'\xef\xbb\xbf{"problem": "1+1?", "answer": "2"}\n')
+    assert read_problems(bom) == [{"problem": "1+1?", "answer": "2"}]
+    (tmp_path / "file").write_text("")
+    tokenizer = str(prepared[0].parent / "tokenizer")
+    command = [
+        str(ASYM_RL),
+        "prepare-data",
+        "--tokenizer",
+        tokenizer,
+        "--output_dir",
+        str(tmp_path / "file" / "o"),
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "error: --output_dir: " in result.stderr.strip().splitlines()[-1]

@@ -18,7 +18,7 @@ import upstream_support  # noqa: E402
 
 upstream_support.install()
 
-from asym_openrlhf.algorithms.metrics import METRICS, ema  # noqa: E402
+from asym_openrlhf.algorithms.metrics import METRICS, ema, ema_over_steps  # noqa: E402
 from asym_openrlhf.cli.main import main  # noqa: E402
 from asym_openrlhf.lite.train import default_settings, train  # noqa: E402
 
@@ -149,7 +149,8 @@ def test_lite_seeds_are_drawn_as_mean_and_band(plotted, lite_runs):
         for folder, logged in zip(lite_runs, per_seed):
             rows = series[(panel, "lite", str(folder))]
             assert raw_by_step(rows) == pytest.approx(logged)
-            assert [s for _, _, s in rows] == pytest.approx(ema([logged[s] for s in sorted(logged)]))
+            steps = sorted(logged)
+            assert [s for _, _, s in rows] == pytest.approx(ema_over_steps(steps, [logged[s] for s in steps]))
         smoothed = [dict((s, v) for s, _, v in series[(panel, "lite", str(f))]) for f in lite_runs]
         steps = sorted(smoothed[0])
         assert [s for s, _, _ in series[(panel, "lite", "mean")]] == steps == sorted(smoothed[1])
@@ -237,3 +238,48 @@ def test_bad_runs_give_one_line_errors(tmp_path, openrlhf_run, capsys):
         assert err.startswith("asym-rl plot: error: --runs: ") and message in err and "\n" not in err, err
     assert main(["plot", "--runs", f"a={openrlhf_run}", "--output", str(tmp_path), "--ema", "1"]) == 2
     assert "--ema: must be in [0, 1)" in capsys.readouterr().err
+
+
+def write_lite_metrics(folder: Path, rows: list[dict]) -> Path:
+    folder.mkdir(parents=True)
+    (folder / "metrics.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return folder
+
+
+def test_sparse_validation_is_smoothed_over_steps_and_lite_figures_leave_out_empty_panels(tmp_path, capsys):
+    """Validation every 10 steps: 0.4, 0.6, 0.82. The EMA per point ends at 0.568 (0.7*0.46 + 0.3*0.82),
+    per step at 0.814 (0.7^10 decay between points); Fig. 5 for a lite run has no benchmark panel left empty;
+    at most 3 panels in a row; Fig. 3 and Fig. 4 say which runs they are for."""
+    solved = {"rollout/all_solved_frac": 0.2, "rollout/none_solved_frac": 0.3}
+    rows = [{"step": step, "actor/entropy": 1.0, "rollout/accuracy": 0.5, **solved} for step in range(21)]
+    for row, value in zip(rows[::10], (0.4, 0.6, 0.82)):
+        row["eval/accuracy"] = value
+    run = write_lite_metrics(tmp_path / "run", rows)
+    for over, last in (("steps", 0.814), ("points", 0.568)):
+        out = tmp_path / over
+        assert main(["plot", "--runs", f"lite={run}", "--output", str(out), "--ema_over", over]) == 0
+        accuracy = read_csv(out / "fig2.csv")[("validation accuracy", "lite", "mean")]
+        assert accuracy[-1][2] == pytest.approx(last, abs=1e-3)
+    printed = capsys.readouterr().out
+    assert "fig5: left out, no run logged: MATH-500 accuracy, AIME24 accuracy, AIME25 accuracy" in printed
+    assert "fig3 and fig4 have the same panels" in printed
+    fig5 = read_csv(tmp_path / "steps" / "fig5.csv")
+    assert {key[0] for key in fig5} == {
+        "training reward",
+        "perfect rate (all-solved)",
+        "zero rate (none-solved)",
+    }
+
+    from PIL import Image
+
+    width, height = Image.open(tmp_path / "steps" / "fig2.png").size
+    assert width <= 1600 and height > 600  # 3 columns x 2 rows, not 5 in one 2520 x 408 strip
+    assert "EntIncrease and EntDecrease" in (tmp_path / "steps" / "fig3.svg").read_text()
+    assert "AsymGRPO against the baselines" in (tmp_path / "steps" / "fig4.svg").read_text()
+
+
+def test_plot_output_that_is_a_file_is_refused_first(tmp_path, capsys):
+    run = write_lite_metrics(tmp_path / "run", [{"step": 0, "actor/entropy": 1.0}])
+    (tmp_path / "file").write_text("")
+    assert main(["plot", "--runs", f"lite={run}", "--output", str(tmp_path / "file")]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith("asym-rl plot: error: --output: ")

@@ -189,6 +189,12 @@ def test_dry_run_end_to_end_prints_json(tmp_path):
     assert config["train"]["num_episodes"] == 2
     if not kernel_placeholder.kernels_available():
         assert "installed a CPU placeholder" in result.stderr  # said so
+    data_dir = ROOT / "data" / "qwen3-4b"
+    if not (data_dir / "math_train.jsonl").exists():  # a checkout that has not prepared the data
+        assert (
+            f"[asym] warning: {data_dir}/math_train.jsonl does not exist; make it with: asym-rl prepare-data "
+            f"--tokenizer {tmp_path / 'model'} --output_dir {data_dir}"
+        ) in result.stderr
 
     # A bad value is refused in one line naming the flag, before Ray starts.
     bad = subprocess.run(
@@ -209,3 +215,12 @@ def test_a_bad_value_in_a_script_fails_the_dry_run(tmp_path):
 def test_scripts_are_valid_bash():
     for script in [SCRIPTS / "common.sh", *SCRIPTS.glob("*/*.sh")]:
         subprocess.run(["bash", "-n", str(script)], check=True)
+
+
+def test_flags_after_the_script_win_for_the_estimator_too(capsys):
+    """The README's "flags after the script name win": the script's own --asym.beta_pos/--asym.beta_neg do not
+    block a user's --advantage_estimator reinforce; they are dropped with a note."""
+    script = SCRIPTS / "qwen3-4b" / "train_asymgrpo.sh"
+    args = resolve_config(launcher_argv(script) + ["--advantage_estimator", "reinforce"])
+    assert args.algo.advantage.estimator == "reinforce" and args.asym.estimator is None
+    assert "--asym.beta_pos 0.9, --asym.beta_neg 0.4 given before it do not apply" in capsys.readouterr().err

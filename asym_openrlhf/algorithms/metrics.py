@@ -168,6 +168,30 @@ def unique_correct_fraction(responses: list[list], correct: torch.Tensor) -> flo
     return distinct / total if total else None
 
 
+def ema_over_steps(steps: list[int], values: list[float], factor: float = 0.7) -> list[float]:
+    """The EMA with its decay counted in training steps, not logged points: s = f^d·s + (1-f^d)·x, d the steps
+    since the previous point. Equal to ``ema`` for a metric logged every step; for one logged every 10 steps
+    (validation) a point's weight is what 10 steps of decay leave, so 3 sparse points do not drag the curve
+    back to the first (``ema`` there ends at 0.57 for points 0.4, 0.6, 0.82).
+
+    >>> [round(v, 3) for v in ema_over_steps([0, 1, 2], [1.0, 0.0, 0.0], 0.5)] == ema([1.0, 0.0, 0.0], 0.5)
+    True
+    >>> [round(v, 3) for v in ema_over_steps([0, 10, 20], [0.4, 0.6, 0.82])]
+    [0.4, 0.594, 0.814]
+    """
+    smoothed, state, last = [], None, None
+    for step, value in zip(steps, values):
+        if value is not None:
+            if state is None:
+                state = value
+            else:
+                decay = factor ** max(step - last, 1)
+                state = decay * state + (1 - decay) * value
+            last = step
+        smoothed.append(state)
+    return smoothed
+
+
 def ema(values: list[float], factor: float = 0.7) -> list[float]:
     """Exponential moving average as the paper smooths its curves: s_t = factor·s_{t-1} + (1-factor)·x_t.
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from asym_eval.files import check_output_file
+
 from asym_openrlhf.algorithms.advantages import (
     ESTIMATORS,
     PRESETS,
@@ -29,7 +31,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--group_size", type=int, default=8, help="G, rollouts per prompt (>= 2); default 8.")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table.")
-    parser.add_argument("--plot", metavar="FILE.png", help="also draw both curves against p (Fig. 1 a,b).")
+    parser.add_argument(
+        "--plot",
+        metavar="FILE.png",
+        help="also draw both curves against p (Fig. 1 a,b); with a beta schedule, at --step, or without it at "
+        "the first, middle and last step.",
+    )
     parser.add_argument("--list", action="store_true", help="list the registered estimators and exit.")
     parser.add_argument(
         "--step",
@@ -60,11 +67,20 @@ def table_rows(name: str, group_size: int, options: AdvantageOptions) -> list[di
     ]
 
 
-def _settings(name: str, options: AdvantageOptions) -> str:
-    """The options that estimator ``name`` actually uses, e.g. ``beta_pos=0.9, beta_neg=0.4, flip=none``."""
+def used_options(name: str, options: AdvantageOptions) -> dict:
+    """The options that estimator ``name`` actually uses (a preset's fixed ones included), by name."""
     resolved = ESTIMATORS[name].resolve(options)
     reads = ESTIMATORS[name].reads + tuple(ESTIMATORS[name].fixed)
-    return ", ".join(f"{key}={getattr(resolved, key)}" for key in dict.fromkeys(reads)) or "no options"
+    return {key: getattr(resolved, key) for key in dict.fromkeys(reads)}
+
+
+def _settings(name: str, options: AdvantageOptions) -> str:
+    """e.g. ``beta_pos=0.9, beta_neg=0.4, flip=none``; a scheduled β at a step reads 0.698, not 0.6979797979."""
+    used = used_options(name, options)
+    text = (
+        f"{key}={value:.4g}" if isinstance(value, float) else f"{key}={value}" for key, value in used.items()
+    )
+    return ", ".join(text) or "no options"
 
 
 def format_table(name: str, group_size: int, options: AdvantageOptions, rows: list[dict]) -> str:
@@ -82,7 +98,7 @@ def format_table(name: str, group_size: int, options: AdvantageOptions, rows: li
     return "\n".join(lines)
 
 
-def plot_curves(path: str, name: str, group_size: int, options: AdvantageOptions) -> None:
+def plot_curves(path: str, name: str, group_size: int, options: AdvantageOptions, title: str = "") -> None:
     """Fig. 1(a,b): A_pos and A_neg against p, with GRPO and REINFORCE for reference."""
     import matplotlib
 
@@ -101,7 +117,7 @@ def plot_curves(path: str, name: str, group_size: int, options: AdvantageOptions
         neg = [(r["p"], r["adv_neg"]) for r in rows if r["adv_neg"] is not None]
         ax_pos.plot(*zip(*pos), style, marker="o", color=color, label=label)
         ax_neg.plot(*zip(*neg), style, marker="o", color=color, label=label)
-    _finish(fig, ax_pos, ax_neg, f"G = {group_size}", path)
+    _finish(fig, ax_pos, ax_neg, title or f"G = {group_size}", path)
 
 
 def _finish(fig, ax_pos, ax_neg, title: str, path: str) -> None:
@@ -173,15 +189,24 @@ def run(args: argparse.Namespace) -> int:
         args.advantage_estimator = args.preset
     name, scheduled = estimator_from_args(args, group_size=args.group_size)
     steps = _schedule_steps(args, scheduled)
+    if args.plot:
+        check_output_file(args.plot, "--plot")
     options = options_at(scheduled, steps[0], args.total_steps or 1)
     rows = table_rows(name, args.group_size, options)
+    at_step = (
+        None if scheduled.beta_schedule == "constant" else {"step": steps[0], "total_steps": args.total_steps}
+    )
     if args.json:
-        print(json.dumps({"estimator": name, "group_size": args.group_size, "rows": rows}, indent=1))
+        record = {"estimator": name, "group_size": args.group_size, "options": used_options(name, options)}
+        print(json.dumps({**record, **(at_step or {}), "rows": rows}, indent=1))
     else:
         print(format_table(name, args.group_size, options, rows))
     if args.plot:
-        if scheduled.beta_schedule == "constant":
+        if at_step is None:
             plot_curves(args.plot, name, args.group_size, options)
+        elif args.step is not None:  # the step asked for, as the table shows it
+            title = f"{name}, {scheduled.beta_schedule} beta schedule, step {steps[0]} of {args.total_steps}"
+            plot_curves(args.plot, name, args.group_size, options, f"{title}, G = {args.group_size}")
         else:
             plot_schedule(args.plot, name, args.group_size, scheduled, args.total_steps)
         if not args.json:

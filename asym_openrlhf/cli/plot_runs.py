@@ -19,7 +19,9 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from asym_openrlhf.algorithms.metrics import ema
+from asym_eval.files import check_output_dir
+
+from asym_openrlhf.algorithms.metrics import ema, ema_over_steps
 
 LITE = "asym-rl lite"
 OPENRLHF = "OpenRLHF"
@@ -58,8 +60,9 @@ FIGURES: dict[str, tuple[str, list[Panel]]] = {
             Panel("positive-rollout log-prob gain", "train/actor/pos_logprob_gain", "actor/pos_logprob_gain"),
         ],
     ),
-    "fig3": ("Fig. 3: entropy flipping", [ENTROPY, VAL_ACC]),
-    "fig4": ("Fig. 4: entropy and validation accuracy", [ENTROPY, VAL_ACC]),
+    # Fig. 3 and Fig. 4 have the same panels; the paper draws them for different runs, so the title says which.
+    "fig3": ("Fig. 3 panels (in the paper: EntIncrease and EntDecrease against GRPO)", [ENTROPY, VAL_ACC]),
+    "fig4": ("Fig. 4 panels (in the paper: AsymGRPO against the baselines)", [ENTROPY, VAL_ACC]),
     "fig5": (
         "Fig. 5: extended training dynamics",
         # Lite's reward is the binary correctness, which it logs as rollout/accuracy.
@@ -106,6 +109,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=0.7,
         help="EMA factor in [0, 1): s_t = f*s_(t-1) + (1-f)*x_t; the paper's 0.7 (SPEC §4), 0 = raw",
+    )
+    parser.add_argument(
+        "--ema_over",
+        choices=("steps", "points"),
+        default="steps",
+        help="steps (default): the decay counts training steps, f^d for d steps between logged points, so a "
+        "metric logged every 10 steps (validation) is not dragged back to its first points; points: f per "
+        "logged point (the same for metrics logged every step)",
     )
     parser.add_argument(
         "--figures",
@@ -195,7 +206,7 @@ def parse_runs(specs: list[str]) -> dict[str, list[RunLog]]:
 # ---- series -----------------------------------------------------------------------------------------------
 
 
-def panel_series(seeds: list[RunLog], panel: Panel, factor: float):
+def panel_series(seeds: list[RunLog], panel: Panel, factor: float, over_steps: bool = True):
     """Per seed that logged the panel's metric: (seed, key, steps, raw, smoothed); and the seeds that did not."""
     found, missing = [], []
     for run in seeds:
@@ -206,7 +217,8 @@ def panel_series(seeds: list[RunLog], panel: Panel, factor: float):
             continue
         steps = sorted(points)
         raw = [points[step] for step in steps]
-        found.append((run, key, steps, raw, ema(raw, factor)))
+        smoothed = ema_over_steps(steps, raw, factor) if over_steps else ema(raw, factor)
+        found.append((run, key, steps, raw, smoothed))
     return found, missing
 
 
@@ -239,17 +251,32 @@ def _draw_run(axis, panel: Panel, run: str, found, color: str) -> list[tuple]:
         rows += [(panel.title, keys, run, source, *row) for row in aggregated[source]]
     steps, raw, smoothed = zip(*aggregated["mean"])
     label = run + (f" ({len(found)} seeds)" if len(found) > 1 else "")
-    axis.plot(steps, raw, color=color, alpha=0.25, linewidth=0.8)
-    axis.plot(steps, smoothed, color=color, label=label, marker="." if len(steps) < 30 else None)
+    # Sparse series (validation every 10 steps) show their raw points, so the smoothing hides no value.
+    axis.plot(
+        steps,
+        raw,
+        color=color,
+        alpha=0.35,
+        linewidth=0.8,
+        marker="o" if len(steps) < 30 else None,
+        markersize=3,
+    )
+    axis.plot(steps, smoothed, color=color, label=label)
     if len(found) > 1:
         low, high = [row[2] for row in aggregated["min"]], [row[2] for row in aggregated["max"]]
         axis.fill_between(steps, low, high, color=color, alpha=0.2, linewidth=0)
     return rows
 
 
-def draw_figure(name: str, runs: dict[str, list[RunLog]], factor: float, out: Path) -> list[str] | None:
-    """Write OUT/<name>.png/.svg/.csv; returns one note per panel some run lacked, or None when an optional
-    figure had nothing to draw."""
+# At most this many panels in a row: five in one row made Fig. 2 2520 x 408 px with text too small to read.
+MAX_COLUMNS = 3
+
+
+def draw_figure(
+    name: str, runs: dict[str, list[RunLog]], factor: float, out: Path, over_steps: bool = True
+) -> list[str] | None:
+    """Write OUT/<name>.png/.svg/.csv; returns one note per panel some run lacked (a panel no run logged is
+    left out, and named), or None when the figure had nothing to draw."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -259,17 +286,24 @@ def draw_figure(name: str, runs: dict[str, list[RunLog]], factor: float, out: Pa
     plt.rcParams["svg.fonttype"] = "none"  # text stays text in the SVG: searchable and editable
     title, panels = FIGURES[name]
     computed = [
-        (panel, {run: panel_series(seeds, panel, factor) for run, seeds in runs.items()}) for panel in panels
+        (panel, {run: panel_series(seeds, panel, factor, over_steps) for run, seeds in runs.items()})
+        for panel in panels
     ]
-    if name in OPTIONAL_FIGURES:
-        computed = [(p, by_run) for p, by_run in computed if any(found for found, _ in by_run.values())]
-        if not computed:
-            return None
+    # A panel no run logged (lite logs no MATH-500 or AIME accuracy) would be an empty box: left out, named.
+    empty = [panel.title for panel, by_run in computed if not any(found for found, _ in by_run.values())]
+    computed = [(p, by_run) for p, by_run in computed if p.title not in empty]
+    if not computed:
+        return None
+    notes = (
+        []
+        if name in OPTIONAL_FIGURES or not empty
+        else [f"{name}: left out, no run logged: {', '.join(empty)}"]
+    )
     colors = {run: f"C{i % 10}" for i, run in enumerate(runs)}
-    columns = len(computed) if len(computed) <= 5 else math.ceil(len(computed) / 2)
+    columns = min(MAX_COLUMNS, len(computed))
     rows_count = math.ceil(len(computed) / columns)
     figure, axes = plt.subplots(rows_count, columns, figsize=(4.2 * columns, 3.4 * rows_count), squeeze=False)
-    csv_rows, notes = [], []
+    csv_rows = []
     for axis, (panel, by_run) in zip(axes.flat, computed):
         lacked = []
         for run, (found, missing) in by_run.items():
@@ -288,7 +322,7 @@ def draw_figure(name: str, runs: dict[str, list[RunLog]], factor: float, out: Pa
         axis.set_title(panel.title + (f"\n({note})" if lacked else ""), fontsize=10 if not lacked else 9)
     for axis in list(axes.flat)[len(computed) :]:
         axis.set_visible(False)
-    smoothing = f"EMA {factor:g}" if factor else "no smoothing"
+    smoothing = f"EMA {factor:g}{' per step' if over_steps else ' per point'}" if factor else "no smoothing"
     figure.suptitle(f"{title} ({smoothing}; faint: raw)", fontsize=11)
     figure.tight_layout()
     for suffix in ("png", "svg"):
@@ -310,14 +344,16 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(
             f"--figures: unknown {', '.join(unknown) or '(empty)'}; choose from {', '.join(FIGURES)}"
         )
+    out = check_output_dir(args.output, "--output")
     runs = parse_runs(args.runs)
     for name, seeds in runs.items():
         kinds = ", ".join(f"{seed.folder} ({seed.kind})" for seed in seeds)
         print(f"[plot] {name}: {kinds}")
-    out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
+    if {"fig3", "fig4"} <= set(figures):
+        print("[plot] note: fig3 and fig4 have the same panels; the paper draws them for different runs")
     for name in figures:
-        notes = draw_figure(name, runs, args.ema, out)
+        notes = draw_figure(name, runs, args.ema, out, over_steps=args.ema_over == "steps")
         if notes is None:
             print(f"[plot] {name}: no run logged any of its metrics; not drawn")
             continue

@@ -427,11 +427,65 @@ def run_upstream(ours: argparse.Namespace, upstream_argv: list[str], dry_run: bo
     return resolved.get("args")
 
 
+ESTIMATOR_FLAGS = ("--advantage_estimator", "--algo.advantage.estimator")
+# Our options that move beta between steps: only for an estimator with a beta of its own to move.
+BETA_MOVING = {"asym_beta_schedule", "asym_beta_pos_end", "asym_beta_neg_end", "asym_target_entropy"}
+BETA_MOVING |= {"asym_adapt_rate", "asym_adapt"}
+
+
+def _option_applies(dest: str, name: str) -> bool:
+    """Whether our option ``dest`` (a key of OUR_OPTION_FLAGS) means something to estimator ``name``."""
+    from asym_openrlhf.integration.upstream import UPSTREAM_ESTIMATORS
+
+    if name in UPSTREAM_ESTIMATORS or name not in ESTIMATORS:
+        return False
+    estimator = ESTIMATORS[name]
+    key = dest.removeprefix("asym_").removeprefix("pass_k_")
+    if key in estimator.fixed:
+        return False
+    if dest in BETA_MOVING:
+        return "beta_pos" in estimator.reads and not {"beta_pos", "beta_neg"} & set(estimator.fixed)
+    if key in ("beta_pos", "beta_neg", "flip", "k"):
+        return key in estimator.reads
+    return True  # the channel weights apply to every estimator of ours
+
+
+def drop_overridden_options(argv: list[str]) -> list[str]:
+    """ "Flags after the script name win", for the estimator too: where ``--advantage_estimator`` is given more
+    than once, our options given before the last one that do not apply to it (a script's ``--asym.beta_pos``
+    under a user's ``--advantage_estimator reinforce``) are dropped, with a one-line note. Options given after
+    it are the user's own and still refused when they do not apply."""
+    places = [i for i, item in enumerate(argv) if item.split("=")[0] in ESTIMATOR_FLAGS]
+    if len(places) < 2:
+        return argv
+    last = places[-1]
+    name = argv[last].split("=", 1)[1] if "=" in argv[last] else (argv[last + 1 : last + 2] or [""])[0]
+    by_flag = {flag: dest for dest, flag in OUR_OPTION_FLAGS.items()}
+    kept, dropped, skip = [], [], 0
+    for i, item in enumerate(argv):
+        if skip:
+            skip -= 1
+            continue
+        flag = item.split("=")[0]
+        if i < last and flag in by_flag and not _option_applies(by_flag[flag], name):
+            skip = 0 if "=" in item else 1  # each of our options takes one value
+            dropped.append(" ".join(argv[i : i + 1 + skip]))
+            continue
+        kept.append(item)
+    if dropped:
+        print(
+            f"[asym] note: --advantage_estimator {name} is given last, so {', '.join(dropped)} given before it "
+            f"{'does' if len(dropped) == 1 else 'do'} not apply and {'is' if len(dropped) == 1 else 'are'} dropped",
+            file=sys.stderr,
+        )
+    return kept
+
+
 def split_argv(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     """Our flags, and upstream's argv (with an estimator upstream's parser accepts)."""
     from asym_openrlhf.integration.upstream import UPSTREAM_ESTIMATORS
 
-    ours, rest = build_parser().parse_known_args(argv)
+    ours, rest = build_parser().parse_known_args(drop_overridden_options(argv))
     name = ours.advantage_estimator
     if name not in UPSTREAM_ESTIMATORS and name not in ESTIMATORS:
         choices = list(UPSTREAM_ESTIMATORS) + [n for n in ESTIMATORS if n not in UPSTREAM_ESTIMATORS]
@@ -457,6 +511,21 @@ def to_jsonable(value):
     return value
 
 
+def _one_line_parser_error(parser: argparse.ArgumentParser, message: str):
+    """In place of ``ArgumentParser.error`` (usage, then exit): a ``ValueError`` that ``main`` prints as one
+    line. An unknown flag is named with the closest flag of upstream's parser or ours."""
+    import difflib
+
+    prefix = "unrecognized arguments: "
+    if message.startswith(prefix):
+        unknown = next((item for item in message[len(prefix) :].split() if item.startswith("-")), "")
+        known = set(parser._option_string_actions) | set(build_parser()._option_string_actions)
+        close = difflib.get_close_matches(unknown.split("=")[0], sorted(known), n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]}?" if close else f" ({PROG} --help lists every flag)"
+        raise ValueError(f"{unknown}: unknown flag{hint}")
+    raise ValueError(message)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if "-h" in argv or "--help" in argv:
@@ -474,7 +543,8 @@ def main(argv: list[str] | None = None) -> int:
     if no_kernels:
         kernel_placeholder.install(quiet="--dry_run" not in argv)
     try:
-        with quiet:
+        # Any parser's error (upstream's prints its 190-line usage first) becomes one line, with the closest flag.
+        with quiet, _patched(argparse.ArgumentParser, "error", _one_line_parser_error):
             ours, upstream_argv = split_argv(argv)
             args = run_upstream(
                 ours, upstream_argv, dry_run=ours.dry_run or (no_kernels and not ours.cpu_backend)

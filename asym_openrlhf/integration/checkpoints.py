@@ -22,11 +22,11 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import shutil
 from pathlib import Path
 
+from asym_eval.files import write_atomic
 from asym_eval.select import FINAL_MARKER  # the file asym-eval select --final reads
 
 logger = logging.getLogger(__name__)
@@ -125,7 +125,5 @@ def write_final_marker(output_dir, global_step: int) -> Path:
         "what": "final policy of the run, saved by OpenRLHF's train() to --ckpt.output_dir after fit; "
         "this file is written by AsymPPOTrainer.fit just before that save",
     }
-    tmp = marker.with_name(marker.name + ".tmp")
-    tmp.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
-    os.replace(tmp, marker)
+    write_atomic(marker, json.dumps(record, indent=1) + "\n")
     return marker

@@ -3,7 +3,7 @@
 Runs several estimators from the same warm start and seeds with ``asym-rl lite``'s trainer on one task
 (``--task addition``, the default, or ``countdown``), then draws Fig. 2 (entropy overall and on correct /
 wrong rollouts, held-out accuracy and pass@G, all-/none-solved fractions, distinct correct responses,
-log-prob gain of positives) and Fig. 1(c) (Cov(p) over the first 40 steps), and judges the paper's claims
+log-prob gain of positives) and Fig. 1(c) (Cov(p) over the first 40 steps, or all of a shorter run), and judges the paper's claims
 (TAKEAWAY, §3) against the data: each verdict is computed, none is assumed.
 
 Seeds are the unit of replication. Each statistic is computed once per run (``STATISTICS`` defines each over
@@ -28,8 +28,10 @@ from dataclasses import dataclass, replace
 from multiprocessing import get_context
 from pathlib import Path
 
+# One atomic write for a run's files and the study's.
+from asym_eval.files import check_output_dir, write_atomic
+
 from asym_openrlhf.algorithms.metrics import ema
-from asym_openrlhf.lite.train import _write_atomic  # one atomic write for a run's files and the study's
 
 # label -> settings overrides (flag dests of ``asym-rl lite``). REINFORCE + entropy regularization takes its
 # coefficient from --entropy_coef (default 0.01, ten times the paper's; untuned here, see docs/lite.md).
@@ -289,7 +291,7 @@ STATISTICS = {
     "cov_spearman": (
         "ρ(p, Cov)",
         f"Spearman correlation of group accuracy p = c/G (0 < c < G) with actor/logp_adv_cov/c{{c}} averaged "
-        f"over steps 1..{COV_STEPS} (Fig. 1c); needs 3 such c",
+        f"over steps 1..min({COV_STEPS}, N) (Fig. 1c); needs 3 such c",
     ),
 }
 STAT_LABELS = {key: label for key, (label, _) in STATISTICS.items()}
@@ -548,16 +550,16 @@ def claims_not_judged(labels, task: str) -> list[str]:
 
 # --- figures ---------------------------------------------------------------------------------------------
 
-PANELS = [  # (metric, title); eval/pass_at_{G} takes the run's G
-    ("actor/entropy", "(a) policy entropy"),
-    ("eval/accuracy", "(b) held-out greedy accuracy"),
-    ("rollout/all_solved_frac", "(c) all-solved groups"),
-    ("rollout/none_solved_frac", "(c') none-solved groups"),
-    ("actor/pos_logprob_gain", "(d) log-prob gain of positives"),
-    ("actor/entropy_pos", "(e) entropy of correct rollouts"),
-    ("actor/entropy_neg", "(f) entropy of wrong rollouts"),
-    ("eval/pass_at_{G}", "(g) held-out pass@G"),
-    ("rollout/unique_correct_frac", "(h) distinct / correct responses"),
+PANELS = [  # (metric, title, (low, high) bounds of the metric); eval/pass_at_{G} takes the run's G
+    ("actor/entropy", "(a) policy entropy", (0.0, None)),
+    ("eval/accuracy", "(b) held-out greedy accuracy", (0.0, 1.0)),
+    ("rollout/all_solved_frac", "(c) all-solved groups", (0.0, 1.0)),
+    ("rollout/none_solved_frac", "(c') none-solved groups", (0.0, 1.0)),
+    ("actor/pos_logprob_gain", "(d) log-prob gain of positives", (None, None)),
+    ("actor/entropy_pos", "(e) entropy of correct rollouts", (0.0, None)),
+    ("actor/entropy_neg", "(f) entropy of wrong rollouts", (0.0, None)),
+    ("eval/pass_at_{G}", "(g) held-out pass@G", (0.0, 1.0)),
+    ("rollout/unique_correct_frac", "(h) distinct / correct responses", (0.0, 1.0)),
 ]
 
 
@@ -569,15 +571,22 @@ def smoothed_curve(rows: list[dict], key: str) -> dict[int, float]:
     return {step: value for (step, _), value in zip(points, smoothed) if value is not None}
 
 
-def mean_band(curves: list[dict[int, float]]) -> tuple[list[int], list[float], list[float], list[float]]:
-    """Steps, mean over seeds and the 95% t band (the mean where fewer than 2 seeds have the step)."""
+def mean_band(
+    curves: list[dict[int, float]], bounds: tuple[float | None, float | None] = (None, None)
+) -> tuple[list[int], list[float], list[float], list[float]]:
+    """Steps, mean over seeds and the 95% t band (the mean where fewer than 2 seeds have the step). The band
+    is clipped to the metric's ``bounds``: with 2 seeds t(0.975, 1) = 12.7, so a fraction's band would run
+    from -1 to 1.5, values no run can have; the interval in summary.md stays unclipped."""
+    low_bound, high_bound = bounds
     steps = sorted(set().union(*curves))
     means, lows, highs = [], [], []
     for step in steps:
         interval = mean_interval([c[step] for c in curves if step in c])
+        low = interval.mean if interval.low is None else interval.low
+        high = interval.mean if interval.high is None else interval.high
         means.append(interval.mean)
-        lows.append(interval.mean if interval.low is None else interval.low)
-        highs.append(interval.mean if interval.high is None else interval.high)
+        lows.append(low if low_bound is None else max(low, low_bound))
+        highs.append(high if high_bound is None else min(high, high_bound))
     return steps, means, lows, highs
 
 
@@ -591,11 +600,11 @@ def plot_fig2(path: Path, rows_by_run: dict[str, dict[int, list[dict]]], group_s
     axes = axes.flatten()
     for index, (label, runs) in enumerate(rows_by_run.items()):
         color, style = f"C{index % 10}", "-" if index < 10 else "--"
-        for ax, (key, panel_title) in zip(axes, PANELS):
+        for ax, (key, panel_title, bounds) in zip(axes, PANELS):
             key = key.format(G=group_size)
             curves = [c for c in (smoothed_curve(rows, key) for rows in runs.values()) if c]
             if curves:
-                steps, means, lows, highs = mean_band(curves)
+                steps, means, lows, highs = mean_band(curves, bounds)
                 ax.plot(steps, means, color=color, linestyle=style, label=label, linewidth=1.6)
                 ax.fill_between(steps, lows, highs, color=color, alpha=0.12)
             ax.set_title(panel_title.replace("pass@G", f"pass@{group_size}") + " (EMA 0.7)", fontsize=10)
@@ -603,7 +612,11 @@ def plot_fig2(path: Path, rows_by_run: dict[str, dict[int, list[dict]]], group_s
     axes[-1].axis("off")
     handles, labels = axes[0].get_legend_handles_labels()
     axes[-1].legend(
-        handles, labels, loc="center", fontsize=11, title="mean over seeds; band = 95% t interval"
+        handles,
+        labels,
+        loc="center",
+        fontsize=11,
+        title="mean over seeds; band = 95% t interval,\nclipped to the metric's range",
     )
     fig.suptitle(title)
     fig.tight_layout()
@@ -685,12 +698,17 @@ def report(
     cov_curves = {
         label: covariance_by_p(list(runs.values()), group_size) for label, runs in rows_by_run.items()
     }
+    # The steps Fig. 1(c) averages: the first 40, or all of a shorter run.
+    last_step = max(
+        (row["step"] for runs in rows_by_run.values() for rows in runs.values() for row in rows), default=0
+    )
+    cov_steps = min(COV_STEPS, last_step)
     plot_fig2(out / "fig2_dynamics.png", rows_by_run, group_size, f"Fig. 2 on the embedded testbed: {title}")
     plot_fig1c(
         out / "fig1c_covariance.png",
         cov_curves,
         group_size,
-        f"Fig. 1(c), {title}: Cov by group accuracy, first {COV_STEPS} steps",
+        f"Fig. 1(c), {title}: Cov by group accuracy, first {cov_steps} steps",
     )
 
     lines = [
@@ -750,7 +768,7 @@ def report(
         "distinct correct responses), `fig1c_covariance.png` (Fig. 1c).\n"
     )
     text = "\n".join(lines)
-    _write_atomic(out / "summary.md", text)
+    write_atomic(out / "summary.md", text)
     summary = {
         "task": task,
         "settings": settings_note,
@@ -771,7 +789,7 @@ def report(
         "claims_not_judged": not_judged,
         "cov_by_p": cov_curves,
     }
-    _write_atomic(out / "summary.json", json.dumps(summary, indent=2))
+    write_atomic(out / "summary.json", json.dumps(summary, indent=2))
     return text
 
 
@@ -822,8 +840,9 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(
             f"--tiny: the quick-tier model is one-digit addition only; drop --tiny for --task {args.task}"
         )
-    out = Path(
-        args.output_dir or ("outputs/study" if args.task == "addition" else f"outputs/study_{args.task}")
+    out = check_output_dir(
+        args.output_dir or ("outputs/study" if args.task == "addition" else f"outputs/study_{args.task}"),
+        "--output_dir",
     )
     jobs = []
     for label in methods:

@@ -16,11 +16,13 @@ import argparse
 import json
 import math
 import os
+import shlex
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
+from asym_eval.files import check_model_dir, check_output_dir, write_atomic
 
 from asym_openrlhf.algorithms.advantages import AdvantageOptions, beta_metrics, compute_advantages, options_at
 from asym_openrlhf.algorithms.control import BetaController
@@ -335,13 +337,25 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         ("--heldout_size", args.heldout_size is None or args.heldout_size >= 1, "must be >= 1"),
         ("--eval_sampled_prompts", args.eval_sampled_prompts >= 0, "must be >= 0"),
         ("--threads", args.threads >= 1, "must be >= 1"),
-        ("--grade_timeout_s", args.grade_timeout_s > 0, "must be > 0"),
+        (
+            "--grade_timeout_s",
+            math.isfinite(args.grade_timeout_s) and args.grade_timeout_s > 0,
+            "must be a finite number > 0",
+        ),
     ]
     for flag, ok, message in checks:
         if not ok:
             raise ValueError(f"{flag}: {message}")
-    if args.model is not None and not (Path(args.model) / "config.json").is_file():
-        raise ValueError(f"--model: {args.model} is not a HF model directory (no config.json)")
+    if args.model is not None:
+        check_model_dir(args.model, "--model")
+    elif args.task == "math":
+        # The shipped checkpoints are 64-position character models for addition/countdown: on MATH they would
+        # run 1,024-token rollouts past their context and learn nothing.
+        raise ValueError(
+            "--task math: needs --model DIR (a local HF causal LM); the shipped tiny models only know "
+            "addition and countdown"
+        )
+    check_output_dir(args.output_dir, "--output_dir")
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"--device: {args.device} requested but CUDA is not available")
     is_math = args.task == "math"
@@ -396,20 +410,21 @@ def default_settings(**overrides) -> Settings:
     return settings_from_args(args)
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 class Trainer:
     """The policy, optimizer, task and RNG streams of one run, and one RL step."""
 
     def __init__(self, settings: Settings):
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
         self.settings = s = settings
         self.device = torch.device(s.device)
+        if self.device.type == "cpu":
+            # transformers imports DeepSpeed (where installed) to ask about ZeRO-3 when it saves, and DeepSpeed
+            # then warns "Setting accelerator to CPU" once per process: say it is the CPU, so it stays quiet.
+            os.environ.setdefault("DS_ACCELERATOR", "cpu")
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers.utils import logging as transformers_logging
+
+        # One progress display per command (lite's bar, the study's): not transformers' load and save bars.
+        transformers_logging.disable_progress_bar()
         if self.device.type == "cpu":
             torch.set_num_threads(s.threads)
         self.tokenizer = AutoTokenizer.from_pretrained(s.model)
@@ -664,10 +679,10 @@ def train(settings: Settings, progress: bool = True) -> dict:
         summary = json.loads(summary_path.read_text(encoding="utf-8"))
         if summary["steps"] == s.steps:
             return summary  # finished already
-    _write_atomic(config_path, json.dumps(config, indent=2))
+    write_atomic(config_path, json.dumps(config, indent=2))
 
     trainer = Trainer(s)
-    _write_atomic(
+    write_atomic(
         out / "heldout.jsonl",
         "".join(
             json.dumps({"id": p.id, "problem": p.prompt, "answer": p.answer}) + "\n"
@@ -678,7 +693,7 @@ def train(settings: Settings, progress: bool = True) -> dict:
         trainer.load_checkpoint(checkpoint)
     # Keep the metric rows the checkpoint covers; steps logged after it are redone identically.
     rows = _read_metrics(metrics_path, trainer.step_count)
-    _write_atomic(metrics_path, "".join(json.dumps(row) + "\n" for row in rows))
+    write_atomic(metrics_path, "".join(json.dumps(row) + "\n" for row in rows))
 
     from torch.utils.tensorboard import SummaryWriter
 
@@ -692,13 +707,17 @@ def train(settings: Settings, progress: bool = True) -> dict:
                 writer.add_scalar(key, value, row["step"])
 
     if not rows:
-        log({"step": 0, **trainer.evaluate()})
+        rows = [{"step": 0, **trainer.evaluate()}]
+        log(rows[0])
     started = time.perf_counter()
     start_step = trainer.step_count
+    if start_step and progress:
+        print(f"resuming: {start_step} of {s.steps} steps done ({out})")
     bar = tqdm(
         total=s.steps, initial=start_step, desc=f"lite {s.estimator}", disable=not progress, unit="step"
     )
-    last_eval = rows[-1].get("eval/accuracy") if rows else None
+    # The bar shows the latest held-out accuracy from the start (step 0 is always evaluated).
+    last_eval = next((row["eval/accuracy"] for row in reversed(rows) if "eval/accuracy" in row), None)
     while trainer.step_count < s.steps:
         row = {"step": trainer.step_count + 1, **trainer.step()}
         if row["step"] % s.eval_every == 0 or row["step"] == s.steps:
@@ -709,7 +728,9 @@ def train(settings: Settings, progress: bool = True) -> dict:
             trainer.save_checkpoint(checkpoint)
         bar.update(1)
         bar.set_postfix(
-            reward=f"{row['rollout/accuracy']:.2f}", entropy=f"{row['actor/entropy']:.3f}", eval=last_eval
+            reward=f"{row['rollout/accuracy']:.2f}",
+            entropy=f"{row['actor/entropy']:.3f}",
+            eval=None if last_eval is None else f"{last_eval:.3f}",
         )
     bar.close()
     writer.close()
@@ -727,8 +748,21 @@ def train(settings: Settings, progress: bool = True) -> dict:
         "final_policy": str(out / "final"),
         "heldout": str(out / "heldout.jsonl"),
     }
-    _write_atomic(summary_path, json.dumps(summary, indent=2))
+    write_atomic(summary_path, json.dumps(summary, indent=2))
     return summary
+
+
+def eval_command(settings: Settings) -> str:
+    """The ``asym-eval run`` line that scores a finished run's policy on its held-out prompts, as lite's own
+    eval does: greedy, one sample, raw prompts, lite's response length, the hf backend (vLLM's start-up costs
+    more than the whole evaluation of a tiny model), float32. ``tests/test_lite_training.py`` runs it."""
+    out = Path(settings.output_dir)
+    model, heldout, eval_dir = (shlex.quote(str(out / name)) for name in ("final", "heldout.jsonl", "eval"))
+    return (
+        f"asym-eval run --model {model} --benchmarks lite={heldout} "
+        f"--output_dir {eval_dir} --prompt_format raw --backend hf --dtype float32 --temperature 0 "
+        f"--n 1 --max_tokens {settings.max_new_tokens}"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -739,7 +773,6 @@ def run(args: argparse.Namespace) -> int:
         f"held-out greedy accuracy {summary['eval/accuracy_start']:.3f} -> {summary['eval/accuracy']:.3f} "
         f"in {summary['steps']} steps ({settings.estimator}); metrics: {out / 'metrics.jsonl'}, "
         f"policy: {out / 'final'}\n"
-        f"evaluate it: asym-eval run --model {out / 'final'} --prompt_format raw "
-        f"--benchmarks lite={out / 'heldout.jsonl'}"
+        f"evaluate it: {eval_command(settings)}"
     )
     return 0

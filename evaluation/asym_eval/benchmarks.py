@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from asym_eval.files import read_jsonl
 from asym_eval.scoring import PAPER_BENCHMARKS
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
@@ -53,35 +54,35 @@ def _tolerance(value) -> float | None:
 
 
 def load_benchmark(name: str, path: Path, limit: int | None = None) -> Benchmark:
+    """A benchmark file: JSON lines with ``problem`` and ``answer`` (optional ``id``, ``is_multiple_answer``,
+    ``error``). Blank lines are skipped (a problem's id defaults to its line number, so ids stay the file's);
+    an error names FILE:LINE; a file with no problem is refused."""
     if not path.is_file():
         raise ValueError(f"--benchmarks: {name}: no such file {path}")
-    raw = path.read_bytes()
+    rows, _ = read_jsonl(path)
     problems = []
-    for line_number, line in enumerate(raw.decode("utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-            problem, answer = row["problem"], str(row["answer"])
-        except (json.JSONDecodeError, KeyError, TypeError) as err:
-            raise ValueError(
-                f"{path}:{line_number}: need a JSON object with 'problem' and 'answer' ({err})"
-            ) from None
+    for line_number, row in rows:
+        if "problem" not in row or "answer" not in row:
+            raise ValueError(f"{path}:{line_number}: need a JSON object with 'problem' and 'answer'")
         try:
             tolerance = _tolerance(row.get("error"))
         except (TypeError, ValueError):
             raise ValueError(
                 f"{path}:{line_number}: 'error' must be a number, got {row.get('error')!r}"
             ) from None
+        if tolerance is not None and not (math.isfinite(tolerance) and tolerance >= 0):
+            raise ValueError(f"{path}:{line_number}: 'error' must be a finite number >= 0, got {tolerance}")
         problems.append(
             Problem(
                 problem_id=str(row.get("id", line_number)),
-                problem=problem,
-                answer=answer,
+                problem=str(row["problem"]),
+                answer=str(row["answer"]),
                 multiple_answers=bool(row.get("is_multiple_answer", False)),
                 tolerance=tolerance,
             )
         )
+    if not problems:
+        raise ValueError(f"--benchmarks: {name}: {path} holds no problem (an empty file scores nothing)")
     if limit is not None:
         problems = problems[:limit]
-    return Benchmark(name, path, tuple(problems), hashlib.sha256(raw).hexdigest())
+    return Benchmark(name, path, tuple(problems), hashlib.sha256(path.read_bytes()).hexdigest())

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -22,14 +23,28 @@ from asym_eval.scoring import PAPER_BENCHMARKS
 ALL_BENCHMARKS = ",".join(PAPER_BENCHMARKS)
 
 
-def _positive_float(flag):
+def _positive_float():
+    # argparse prefixes the message with "argument --FLAG:".
     def convert(text):
         try:
             value = float(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{flag}: not a number: {text!r}") from None
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"{flag}: must be > 0, got {text}")
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if not (math.isfinite(value) and value > 0):  # nan compares false with everything: test it by name
+            raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
+        return value
+
+    return convert
+
+
+def _positive_int():
+    def convert(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if value < 1:
+            raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
         return value
 
     return convert
@@ -37,11 +52,14 @@ def _positive_float(flag):
 
 def _add_grading_flags(parser):
     parser.add_argument(
-        "--workers", type=int, default=None, help="grading processes (default: one per CPU core)"
+        "--workers",
+        type=_positive_int(),
+        default=None,
+        help="grading processes, >= 1 (default: one per CPU core)",
     )
     parser.add_argument(
         "--timeout_s",
-        type=_positive_float("--timeout_s"),
+        type=_positive_float(),
         default=DEFAULT_TIMEOUT_S,
         help=f"time limit per graded pair, seconds; past it (+1 s grace) the worker is killed (default {DEFAULT_TIMEOUT_S})",
     )
@@ -139,6 +157,19 @@ def _add_generation_flags(parser, benchmarks_default=ALL_BENCHMARKS):
         default="chat",
         help="chat: chat template + the SPEC §6 instruction (paper); raw: the problem text is the whole prompt",
     )
+    parser.add_argument(
+        "--long_prompts",
+        choices=["refuse", "truncate", "skip"],
+        default="refuse",
+        help="a prompt the model's context cannot hold (with one generated token): refuse the run, naming the "
+        "benchmark, how many and the longest (default); truncate: keep its last tokens; skip: leave it out of "
+        "the scores (summary.json counts it)",
+    )
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="vllm: print the engine's start-up output (default: into OUT/vllm.log, kept for a failed start)",
+    )
     _add_grading_flags(parser)
 
 
@@ -212,6 +243,8 @@ def _run_config(
         workers=args.workers,
         timeout_s=args.timeout_s,
         run_name=run_name,
+        long_prompts=args.long_prompts,
+        verbose=args.verbose,
     )
 
 
@@ -223,48 +256,53 @@ def cmd_run(args) -> int:
 
 
 def _read_pairs(path: str, boxed_only: bool = False):
+    """The pairs of ``--input`` and the number of blank lines skipped; an error names FILE:LINE."""
+    from asym_eval.files import read_jsonl
     from asym_eval.grading import GradeRequest
 
+    lines, blank = read_jsonl(path)
     rows, requests = [], []
-    with open(path, encoding="utf-8") as handle:
-        for line_number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-                request = GradeRequest(
-                    str(row["response"]),
-                    str(row["answer"]),
-                    bool(row.get("is_multiple_answer", False)),
-                    None if row.get("error") in (None, "") else float(row["error"]),
-                    boxed_only,
-                )
-            except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
-                raise ValueError(
-                    f"{path}:{line_number}: need JSON with 'response' and 'answer' ({err})"
-                ) from None
-            rows.append(row)
-            requests.append(request)
-    return rows, requests
+    for line_number, row in lines:
+        try:
+            tolerance = None if row.get("error") in (None, "") else float(row["error"])
+            request = GradeRequest(
+                str(row["response"]),
+                str(row["answer"]),
+                bool(row.get("is_multiple_answer", False)),
+                tolerance,
+                boxed_only,
+            )
+        except (KeyError, TypeError, ValueError) as err:
+            raise ValueError(
+                f"{path}:{line_number}: need JSON with 'response' and 'answer', 'error' a number ({err})"
+            ) from None
+        rows.append(row)
+        requests.append(request)
+    return rows, requests, blank
 
 
 def cmd_grade(args) -> int:
+    from asym_eval.files import check_output_file, write_atomic
     from asym_eval.pool import GradingPool
 
     if not Path(args.input).is_file():
         raise ValueError(f"--input: no such file {args.input}")
+    check_output_file(args.output, "--output")  # before the grading, not after it
     with GradingPool(args.workers, args.timeout_s) as pool:  # its processes start while the input is read
-        rows, requests = _read_pairs(args.input, args.boxed_only)
+        rows, requests, blank = _read_pairs(args.input, args.boxed_only)
         results = pool.grade(requests)
-    tmp = Path(args.output + ".tmp")
-    with tmp.open("w", encoding="utf-8") as handle:
-        for row, result in zip(rows, results):
-            row.update(correct=result.correct, extracted=result.extracted, reason=result.reason)
-            handle.write(json.dumps(row) + "\n")
-    tmp.replace(args.output)
+    for row, result in zip(rows, results):
+        row.update(correct=result.correct, extracted=result.extracted, reason=result.reason)
+    write_atomic(args.output, "".join(json.dumps(row) + "\n" for row in rows))
     correct = sum(result.correct for result in results)
+    skipped = (
+        f" ({blank} blank input lines skipped: output line i is the i-th non-blank input line)"
+        if blank
+        else ""
+    )
     print(
-        f"graded {len(results)} pairs: {correct} correct ({100.0 * correct / max(1, len(results)):.2f}%) -> {args.output}"
+        f"graded {len(results)} pairs: {correct} correct ({100.0 * correct / max(1, len(results)):.2f}%) "
+        f"-> {args.output}{skipped}"
     )
     return 0
 
@@ -288,12 +326,15 @@ def cmd_select(args) -> int:
 
 
 def cmd_plot(args) -> int:
+    from asym_eval.files import check_output_file
     from asym_eval.plots import plot_runs, plot_sweep
 
     if bool(args.runs) == bool(args.sweep):
         raise ValueError("plot: give either --runs NAME=OUT ... or --sweep SELECT_OUT")
+    check_output_file(args.output, "--output")
     if args.runs:
-        plot_runs(args.runs, args.output)
+        for pair in plot_runs(args.runs, args.output):
+            print(f"note: {pair} was not evaluated; drawn as n/a")
     else:
         plot_sweep(args.sweep, args.output)
     print(f"wrote {args.output}")

@@ -18,7 +18,14 @@ import subprocess
 import sys
 from dataclasses import asdict
 
-from asym_eval.generation import BackendOptions, Sampling, load_tokenizer
+from asym_eval.generation import (
+    BackendOptions,
+    Sampling,
+    cpu_engine_settings,
+    cpu_only,
+    engine_start_error,
+    load_tokenizer,
+)
 
 
 def _visible_gpus() -> list[str]:
@@ -71,12 +78,20 @@ class EngineProcess:
 
     def __init__(self, rank: int, model_dir: str, options: BackendOptions, env: dict[str, str]):
         self.rank = rank
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "asym_eval.engines"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            env={**os.environ, **env},
-        )
+        self.log_path = options.log_path
+        # The engine's own output (vLLM's start-up lines) goes to the run's vllm.log, or to the terminal.
+        log = open(options.log_path, "a", encoding="utf-8") if options.log_path else None  # noqa: SIM115
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "asym_eval.engines"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                env={**os.environ, **env},
+            )
+        finally:
+            if log is not None:
+                log.close()  # the child holds its own copy
         self.send(("start", model_dir, asdict(options)))
 
     def send(self, message) -> None:
@@ -88,9 +103,15 @@ class EngineProcess:
             kind, payload = pickle.load(self.process.stdout)
         except EOFError:
             code = self.process.wait()
-            raise RuntimeError(f"vLLM engine {self.rank} exited (code {code}); its log is above") from None
+            raise ValueError(
+                engine_start_error(
+                    self.log_path, RuntimeError(f"vLLM engine {self.rank} exited (code {code})")
+                )
+            ) from None
         if kind == "error":
-            raise RuntimeError(f"vLLM engine {self.rank}: {payload}")
+            raise ValueError(
+                engine_start_error(self.log_path, RuntimeError(f"vLLM engine {self.rank}: {payload}"))
+            )
         return payload
 
     def close(self) -> None:
@@ -111,8 +132,14 @@ class DataParallelVLLM:
     default_chunk_size = 256
 
     def __init__(self, model_dir: str, options: BackendOptions):
+        from transformers import AutoConfig
+
         envs = engine_environments(options.data_parallel_size, options.tensor_parallel_size)
         self.tokenizer = load_tokenizer(model_dir)
+        # What vLLM derives max_model_len from (the engines run elsewhere and are not asked).
+        self.max_context = getattr(AutoConfig.from_pretrained(model_dir), "max_position_embeddings", None)
+        if cpu_only():
+            print(cpu_engine_settings(model_dir, options)[1] + f", x{len(envs)} engines", flush=True)
         self.engines: list[EngineProcess] = []
         try:
             for rank, env in enumerate(envs):  # all load at once
@@ -167,7 +194,9 @@ def _serve() -> None:
         try:
             if message[0] == "start":
                 _, model_dir, options = message
-                backend = VLLMBackend(model_dir, BackendOptions(**{**options, "data_parallel_size": 1}))
+                # Its stderr is already the log (or the terminal with --verbose): no second redirection.
+                options = {**options, "data_parallel_size": 1, "log_path": None}
+                backend = VLLMBackend(model_dir, BackendOptions(**options))
                 reply("ready", None)
             else:
                 _, prompt_ids, n_samples, sampling, seeds = message

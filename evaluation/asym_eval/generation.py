@@ -14,6 +14,7 @@ asym_eval/served.py).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from dataclasses import dataclass
 
@@ -34,6 +35,7 @@ class BackendOptions:
     served_model: str | None = None  # openai only: the name the server knows the model by
     api_key_env: str | None = None  # openai only: environment variable holding the API key
     concurrency: int = 16  # openai only: requests in flight at once
+    log_path: str | None = None  # vllm only: where the engines' start-up output goes (None: the terminal)
 
 
 class GenerationError(RuntimeError):
@@ -136,15 +138,19 @@ class HFBackend:
     def __init__(self, model_dir: str, options: BackendOptions):
         import torch
         from transformers import AutoModelForCausalLM
+        from transformers.utils import logging as transformers_logging
 
         self.torch = torch
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
         self.tokenizer = load_tokenizer(model_dir)
+        transformers_logging.disable_progress_bar()  # one progress display per command: the harness's
         model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=options.dtype)
         self.model = model.to(self.device).eval()
         self.pad_id = self.tokenizer.pad_token_id
         if self.pad_id is None:
             self.pad_id = self.tokenizer.eos_token_id
+        # Past its position table a model emits garbage (transformers only warns): prompts must fit.
+        self.max_context = getattr(model.config, "max_position_embeddings", None)
 
     def generate(
         self, prompt_ids: list[list[int]], n_samples: int, sampling: Sampling, seeds: list[int]
@@ -207,6 +213,53 @@ CPU_ENGINE_ARGS = {"enable_chunked_prefill": False}
 CPU_SERVER_FLAGS = ["--no-enable-chunked-prefill"]
 
 
+# The CPU engine reserves --gpu-memory-utilization (0.92) of the machine's memory by default and refuses to
+# start when less is free (a laptop with a browser open). We size the KV cache from what is free instead:
+# a quarter of it, at most this much (a tiny or 1.5B model at 4,096 tokens needs far less), and at least 0.5 GiB.
+CPU_KV_CACHE_MAX_GIB = 4.0
+CPU_KV_CACHE_MIN_GIB = 0.5
+
+
+def checkpoint_dtype(model_dir: str) -> str | None:
+    """The dtype a checkpoint's config.json names (``dtype``, or older ``torch_dtype``), or None."""
+    import json
+    from pathlib import Path
+
+    try:
+        config = json.loads((Path(model_dir) / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    dtype = config.get("dtype") or config.get("torch_dtype")
+    return dtype if dtype in DTYPES else None
+
+
+def cpu_engine_settings(model_dir: str, options: BackendOptions) -> tuple[dict, str]:
+    """Settings that fit a CPU machine, and the one line that says what was chosen.
+
+    * the KV cache: ``kv_cache_memory_bytes`` from the free memory, unless ``VLLM_CPU_KVCACHE_SPACE`` is set;
+    * ``--dtype auto`` becomes the checkpoint's own dtype (vLLM's auto is bfloat16 on CPU; the hf backend's
+      auto is the checkpoint's, so the two backends now agree);
+    * no graph compilation (``enforce_eager``): on a few cores compiling costs minutes, more than a small run.
+    """
+    import os
+
+    import psutil
+
+    chosen, said = {"enforce_eager": True}, ["eager (no graph compilation)"]
+    if os.environ.get("VLLM_CPU_KVCACHE_SPACE", "") == "":
+        free_gib = psutil.virtual_memory().available / 2**30
+        kv_gib = min(CPU_KV_CACHE_MAX_GIB, max(CPU_KV_CACHE_MIN_GIB, free_gib / 4))
+        chosen["kv_cache_memory_bytes"] = int(kv_gib * 2**30)
+        said.insert(0, f"KV cache {kv_gib:.1f} GiB of {free_gib:.1f} GiB free")
+    else:
+        said.insert(0, f"KV cache {os.environ['VLLM_CPU_KVCACHE_SPACE']} GiB (VLLM_CPU_KVCACHE_SPACE)")
+    if options.dtype == "auto":
+        own = checkpoint_dtype(model_dir) or "float32"
+        chosen["dtype"] = own
+        said.append(f"dtype {own} (the checkpoint's; --dtype overrides)")
+    return chosen, "vLLM CPU build: " + ", ".join(said)
+
+
 def vllm_engine_args(model_dir: str, options: BackendOptions) -> dict:
     """``LLM(**...)`` for one engine; the benchmark against raw vLLM builds its engine from the same."""
     args = dict(
@@ -215,7 +268,60 @@ def vllm_engine_args(model_dir: str, options: BackendOptions) -> dict:
         dtype=options.dtype,
         enforce_eager=options.enforce_eager,
     )
-    return {**args, **CPU_ENGINE_ARGS} if cpu_only() else args
+    if not cpu_only():
+        return args
+    chosen, _ = cpu_engine_settings(model_dir, options)
+    return {**args, **CPU_ENGINE_ARGS, **chosen}
+
+
+def engine_start_error(log_path: str | None, err: BaseException) -> str:
+    """One line for an engine that did not start: the cause vLLM gave, what to set, and where its log is."""
+    text = str(err).strip().splitlines()
+    cause = text[-1] if text else type(err).__name__
+    if log_path:
+        from pathlib import Path
+
+        try:
+            lines = Path(log_path).read_text(encoding="utf-8", errors="replace").splitlines()
+        except OSError:
+            lines = []
+        errors = [line for line in lines if "Error:" in line or "Error(" in line]
+        if errors and cause in ("", "Engine core initialization failed. See root cause above."):
+            cause = errors[-1].strip()
+        elif errors and "Engine core" in cause:
+            cause = errors[-1].strip()
+    hint = ""
+    if "memory" in cause.lower():
+        hint = "; on a CPU set VLLM_CPU_KVCACHE_SPACE=1 (GiB of KV cache), free memory, or use --backend hf"
+    where = f" (full log: {log_path})" if log_path else ""
+    return f"--backend vllm: the engine did not start: {cause[:400]}{hint}{where}"
+
+
+@contextlib.contextmanager
+def engine_log(log_path: str | None):
+    """Send this process's stdout/stderr (file descriptors 1 and 2, which vLLM's engine processes inherit) to
+    ``log_path`` while an engine starts: vLLM prints 60-150 lines there. ``None``: leave them (``--verbose``)."""
+    import os
+    import sys
+
+    if log_path is None:
+        yield
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with open(log_path, "a", encoding="utf-8") as log:
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
 
 
 class VLLMBackend:
@@ -226,10 +332,19 @@ class VLLMBackend:
     default_chunk_size = 256
 
     def __init__(self, model_dir: str, options: BackendOptions):
-        from vllm import LLM
+        self.log_path = options.log_path
+        if cpu_only():
+            print(cpu_engine_settings(model_dir, options)[1], flush=True)
+        try:
+            with engine_log(options.log_path):  # vLLM logs from its import on
+                from vllm import LLM
 
-        self.llm = LLM(**vllm_engine_args(model_dir, options))
+                self.llm = LLM(**vllm_engine_args(model_dir, options))
+        except Exception as err:  # noqa: BLE001 - vLLM raises many kinds; the user gets one line either way
+            raise ValueError(engine_start_error(options.log_path, err)) from None
         self.tokenizer = load_tokenizer(model_dir)
+        # The longest prompt + response the engine takes (a prompt must leave room for one token).
+        self.max_context = self.llm.llm_engine.model_config.max_model_len
 
     def generate(
         self, prompt_ids: list[list[int]], n_samples: int, sampling: Sampling, seeds: list[int]
@@ -244,7 +359,9 @@ class VLLMBackend:
         ]
 
     def close(self) -> None:
-        pass
+        # Stop the engine process now, its shutdown lines into the log, not at interpreter exit on the terminal.
+        with engine_log(self.log_path):
+            self.llm.llm_engine.engine_core.shutdown()
 
 
 def vllm_available() -> bool:

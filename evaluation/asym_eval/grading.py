@@ -36,6 +36,7 @@ from __future__ import annotations
 import functools
 import itertools
 import logging
+import math
 import re
 import signal
 import threading
@@ -44,7 +45,7 @@ from fractions import Fraction
 
 # Recorded with every run (config.json): samples graded by another version are not mixed into one summary.
 # Bump it whenever a verdict can change.
-GRADER_VERSION = 3
+GRADER_VERSION = 4
 DEFAULT_TIMEOUT_S = 5.0
 # Longest extracted answer we hand to the symbolic parser; the longest reference in the five benchmarks is
 # 198 characters, so anything this long is a runaway generation, not an answer.
@@ -231,14 +232,28 @@ def _numeric_value(text: str) -> Fraction | None:
     return _as_fraction(text)
 
 
+def _constant_without_percent(text: str) -> float | None:
+    text = normalize(text)
+    for suffix in ("\\%", "%"):
+        text = text.removesuffix(suffix)
+    value = constant_value(text)
+    return value if value is not None and math.isfinite(value) else None
+
+
 def _fast_verdict(extracted: str, answer: str, tolerance: float | None) -> tuple[bool, str] | None:
     """(correct, reason) when settled without a symbolic parse, else None. Each rule here agrees with
     math-verify's verdict (or is only more lenient on a correct answer, never on a wrong one); anything unsure
     returns None and goes to math-verify."""
     if tolerance is not None:
         pred_value, gold_value = _numeric_value(extracted), _numeric_value(answer)
-        if pred_value is not None and gold_value is not None:
+        if pred_value is not None and gold_value is not None:  # plain decimals: exact arithmetic
             return abs(pred_value - gold_value) <= Fraction(str(tolerance)), "number_within_tolerance"
+        # Any other numeric value (\frac{1}{3}, 2\sqrt{2}, \pi/4, with or without a percent sign) against the
+        # tolerance in floating point, with a relative slack of 1e-12 so a value on the boundary counts.
+        pred_float, gold_float = _constant_without_percent(extracted), _constant_without_percent(answer)
+        if pred_float is not None and gold_float is not None:
+            slack = 1e-12 * max(1.0, abs(gold_float))
+            return abs(pred_float - gold_float) <= tolerance + slack, "number_within_tolerance"
     pred, gold = normalize(extracted), normalize(answer)
     assignment = _ASSIGNMENT.fullmatch(pred)
     if assignment and constant_value(gold) is not None:

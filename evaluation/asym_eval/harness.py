@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing.resource_tracker
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from asym_eval.benchmarks import Benchmark, load_benchmark, parse_benchmark_spec
+from asym_eval.files import check_model_dir, check_output_dir, write_atomic
 from asym_eval.generation import (
     SEEDING,
     BackendOptions,
@@ -31,6 +33,7 @@ from asym_eval.generation import (
     Sampling,
     build_prompt,
     encode_prompt,
+    engine_log,
     make_backend,
     prompt_seed,
 )
@@ -66,6 +69,8 @@ class RunConfig:
     workers: int | None = None
     timeout_s: float = DEFAULT_TIMEOUT_S
     run_name: str | None = None
+    long_prompts: str = "refuse"  # a prompt the model's context cannot hold: refuse the run, truncate, skip
+    verbose: bool = False  # vLLM's start-up output on the terminal instead of OUT/vllm.log
 
 
 def parse_n(values: list[str] | None, benchmark_names: list[str]) -> dict[str, int]:
@@ -100,18 +105,20 @@ def _model_fingerprint(model_dir: Path) -> str:
     return digest.hexdigest()[:16]
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+# Settings added after folders were written: an old config.json without them had these values.
+LEGACY_SETTINGS = {"long_prompts": "refuse"}
+LONG_PROMPTS = ("refuse", "truncate", "skip")
 
 
-def _check_config(out: Path, settings: dict, benchmark_settings: dict, run_name: str | None) -> None:
-    """Refuse to mix samples made with other settings, or graded by another grader version; new benchmarks may
-    be added to a run."""
+def _check_config(out: Path, settings: dict, benchmark_settings: dict, run_name: str | None) -> dict:
+    """The config.json this run will write with its first saved result. Refuses to mix samples made with other
+    settings, or graded by another grader version; new benchmarks may be added to a run. A config.json without
+    any saved sample (a start that failed) is replaced, not enforced."""
     path = out / "config.json"
-    if path.exists():
+    samples = out / "samples.jsonl"
+    if path.exists() and samples.exists() and samples.stat().st_size > 0:
         old = json.loads(path.read_text())
+        old["settings"] = {**LEGACY_SETTINGS, **old["settings"]}
         graded_by = old["settings"].get("grader_version")
         if graded_by != settings["grader_version"]:
             raise ValueError(
@@ -131,9 +138,7 @@ def _check_config(out: Path, settings: dict, benchmark_settings: dict, run_name:
                     "use another --output_dir or the same settings"
                 )
         benchmark_settings = {**old["benchmarks"], **benchmark_settings}
-    out.mkdir(parents=True, exist_ok=True)
-    config = {"settings": settings, "benchmarks": benchmark_settings, "run_name": run_name}
-    _write_atomic(path, json.dumps(config, indent=2) + "\n")
+    return {"settings": settings, "benchmarks": benchmark_settings, "run_name": run_name}
 
 
 def load_samples(path: Path, n: dict[str, int]) -> dict[tuple[str, int], list[dict]]:
@@ -159,7 +164,7 @@ def load_samples(path: Path, n: dict[str, int]) -> dict[tuple[str, int], list[di
     kept = sum(len(rows) for rows in complete.values())
     if dropped or kept != sum(len(rows) for rows in by_prompt.values()):
         text = "".join(json.dumps(row) + "\n" for key in sorted(complete) for row in complete[key])
-        _write_atomic(path, text)
+        write_atomic(path, text)
     return complete
 
 
@@ -175,14 +180,14 @@ def run_evaluation(config: RunConfig, pool=None, backend=None) -> dict:
     """Generate what is missing, grade it, write samples/summary/table; returns the summary."""
     from asym_eval.pool import GradingPool
 
-    model_dir = Path(config.model)
-    if not (model_dir / "config.json").is_file():
-        raise ValueError(f"--model: {model_dir} is not a model directory (no config.json)")
+    out = check_output_dir(config.output_dir, "--output_dir")
+    model_dir = check_model_dir(config.model, "--model", need_weights=config.backend != "openai")
+    if config.long_prompts not in LONG_PROMPTS:
+        raise ValueError(f"--long_prompts: one of {', '.join(LONG_PROMPTS)}, got {config.long_prompts!r}")
     entries = parse_benchmark_spec(config.benchmarks)
     benchmarks = [load_benchmark(name, path, config.limit) for name, path in entries]
     n = parse_n(None, [b.name for b in benchmarks]) | config.n
     sampling = Sampling(config.temperature, config.top_p, config.max_tokens)
-    out = Path(config.output_dir)
     settings = {
         "model": str(model_dir.resolve()),
         "model_fingerprint": _model_fingerprint(model_dir),
@@ -193,36 +198,103 @@ def run_evaluation(config: RunConfig, pool=None, backend=None) -> dict:
         "seeding": SEEDING,
         **asdict(sampling),
         "grader_version": GRADER_VERSION,
+        "long_prompts": config.long_prompts,
     }
     if config.backend == "openai":  # the local folder gives the tokenizer; the weights are the server's
         settings["served_model"] = config.served_model
     benchmark_settings = {
         b.name: {"sha256": b.sha256, "n": n[b.name], "limit": config.limit} for b in benchmarks
     }
-    _check_config(out, settings, benchmark_settings, config.run_name)
+    run_config = _check_config(out, settings, benchmark_settings, config.run_name)
+    out.mkdir(parents=True, exist_ok=True)
     samples_path = out / "samples.jsonl"
     done = load_samples(samples_path, n)
 
+    def save(rows: list[dict]) -> None:
+        # config.json comes with the first saved result, so a start that fails leaves the folder open.
+        if not save.config_written:
+            write_atomic(out / "config.json", json.dumps(run_config, indent=2) + "\n")
+            save.config_written = True
+        _append(samples_path, rows)
+
+    save.config_written = False
+    missing = {b.name: [i for i in range(len(b.problems)) if (b.name, i) not in done] for b in benchmarks}
+    skipped: dict[str, list[int]] = {}
     own_pool, own_backend = pool is None, backend is None
     try:
-        for benchmark in benchmarks:
-            missing = [i for i in range(len(benchmark.problems)) if (benchmark.name, i) not in done]
-            if not missing:
-                continue
-            if pool is None:  # its processes start while the model loads
-                pool = GradingPool(config.workers, config.timeout_s)
+        if any(missing.values()):
+            log = None if config.verbose or config.backend != "vllm" else str(out / "vllm.log")
+            if log is not None and backend is None:
+                # multiprocessing's resource tracker outlives us and reports the semaphores a vLLM engine
+                # leaks (at exit, after our last line): started here, its reports go to the log too.
+                with engine_log(log):
+                    multiprocessing.resource_tracker.ensure_running()
+            pool = pool or GradingPool(config.workers, config.timeout_s)  # starts while the model loads
             if backend is None:
-                backend = make_backend(config.backend, str(model_dir), backend_options(config))
+                options = replace(backend_options(config), log_path=log)
+                backend = make_backend(config.backend, str(model_dir), options)
+            # Every prompt is built and checked against the model's context before any is generated.
+            prompts = {b.name: fit_prompts(b, missing[b.name], backend, config, skipped) for b in benchmarks}
+        for benchmark in benchmarks:
+            if not missing[benchmark.name]:
+                continue
+            total = len(benchmark.problems) - len(skipped.get(benchmark.name, []))
+            have = len(benchmark.problems) - len(missing[benchmark.name])
+            if have:
+                print(f"{benchmark.name}: resuming: {have} of {total} prompts done")
             for key, rows in _generate_and_grade(
-                benchmark, missing, n[benchmark.name], sampling, config, backend, pool, samples_path
-            ):
+                benchmark, prompts[benchmark.name], n[benchmark.name], sampling, config, backend, pool, save,
+                (have * n[benchmark.name], total * n[benchmark.name]),
+            ):  # fmt: skip
                 done[key] = rows
     finally:
         if own_backend and hasattr(backend, "close"):
             backend.close()
         if own_pool and pool is not None:
             pool.close()
-    return _summarize(benchmarks, n, done, config.model, config.run_name, out)
+    if not save.config_written:  # nothing new was generated (a finished run): record this run's name etc.
+        if (out / "config.json").exists() or done:
+            write_atomic(out / "config.json", json.dumps(run_config, indent=2) + "\n")
+    return _summarize(benchmarks, n, done, config.model, config.run_name, out, skipped)
+
+
+def fit_prompts(benchmark: Benchmark, indices: list[int], backend, config: RunConfig, skipped) -> dict:
+    """``{problem_index: prompt token ids}`` for the prompts to generate. A prompt must leave the model's
+    context room for one token; longer ones are refused (one line naming the benchmark, how many, the
+    longest and the limit), or with ``--long_prompts truncate`` cut to their last tokens (the end holds the
+    question and the chat template's assistant turn), or with ``skip`` left out of the scores (and counted)."""
+    tokenizer = backend.tokenizer
+    prompts = {
+        i: encode_prompt(
+            tokenizer,
+            build_prompt(tokenizer, benchmark.problems[i].problem, config.prompt_format),
+            config.prompt_format,
+        )
+        for i in indices
+    }
+    limit = getattr(backend, "max_context", None)
+    if limit is None:  # a served model: the server checks
+        return prompts
+    too_long = [i for i, ids in prompts.items() if len(ids) >= limit]
+    if not too_long:
+        return prompts
+    longest = max(len(prompts[i]) for i in too_long)
+    if config.long_prompts == "refuse":
+        raise ValueError(
+            f"--benchmarks: {benchmark.name}: {len(too_long)} of {len(benchmark.problems)} prompts do not fit "
+            f"the model's context (longest {longest} tokens, limit {limit} including one generated token); "
+            "pass --long_prompts truncate or --long_prompts skip"
+        )
+    if config.long_prompts == "truncate":
+        print(
+            f"{benchmark.name}: {len(too_long)} prompts cut to their last {limit - 1} tokens (longest {longest})"
+        )
+        return {i: ids[-(limit - 1) :] if i in too_long else ids for i, ids in prompts.items()}
+    skipped[benchmark.name] = too_long
+    print(
+        f"{benchmark.name}: {len(too_long)} prompts longer than the context ({limit}) skipped and not scored"
+    )
+    return {i: ids for i, ids in prompts.items() if i not in too_long}
 
 
 def backend_options(config: RunConfig) -> BackendOptions:
@@ -287,27 +359,31 @@ def regrade(out: Path, benchmarks: str | None = None, pool=None) -> dict:
     changed = sum(row["correct"] != result.correct for row, result in zip(rows, results))
     for row, result in zip(rows, results):
         row.update(extracted=result.extracted, correct=result.correct, reason=result.reason)
-    _write_atomic(samples_path, "".join(json.dumps(row) + "\n" for row in rows))
+    write_atomic(samples_path, "".join(json.dumps(row) + "\n" for row in rows))
     config["settings"]["grader_version"] = GRADER_VERSION
-    _write_atomic(path, json.dumps(config, indent=2) + "\n")
+    write_atomic(path, json.dumps(config, indent=2) + "\n")
     print(f"regraded {len(rows)} samples with grader version {GRADER_VERSION}: {changed} verdicts changed")
     return _summarize(loaded, n, done, config["settings"]["model"], config.get("run_name"), out)
 
 
-def _generate_and_grade(benchmark: Benchmark, missing, k, sampling, config, backend, pool, samples_path):
-    """Chunk by chunk: generate ``chunk_size`` prompts, grade them, append them; yields each saved prompt."""
+def _generate_and_grade(benchmark: Benchmark, prompts, k, sampling, config, backend, pool, save, progress_at):
+    """Chunk by chunk: generate ``chunk_size`` prompts, grade them, save them; yields each saved prompt.
+    ``prompts``: {problem_index: token ids}; ``progress_at``: (samples done, samples in all) for the bar."""
     from tqdm import tqdm
 
     # A backend needs only ``tokenizer`` and ``generate``; ``default_chunk_size`` and ``close`` are optional.
     chunk_size = config.chunk_size or getattr(backend, "default_chunk_size", DEFAULT_CHUNK_SIZE)
+    missing = list(prompts)
     chunks = [missing[i : i + chunk_size] for i in range(0, len(missing), chunk_size)]
-    progress = tqdm(total=len(missing) * k, desc=benchmark.name, unit="sample", dynamic_ncols=True)
+    initial, total = progress_at
+    progress = tqdm(total=total, initial=initial, desc=benchmark.name, unit="sample", dynamic_ncols=True)
     start = time.perf_counter()
     with progress:
         for number, chunk in enumerate(chunks, start=1):
             yield from _generate_and_grade_chunk(
-                benchmark, chunk, (number, len(chunks)), k, sampling, config, backend, pool, samples_path
-            )
+                benchmark, chunk, [prompts[i] for i in chunk], (number, len(chunks)), k, sampling, config,
+                backend, pool, save,
+            )  # fmt: skip
             progress.update(len(chunk) * k)
             progress.set_postfix_str(f"{number}/{len(chunks)} chunks of {chunk_size} prompts saved")
     seconds = time.perf_counter() - start
@@ -317,16 +393,9 @@ def _generate_and_grade(benchmark: Benchmark, missing, k, sampling, config, back
     )
 
 
-def _generate_and_grade_chunk(benchmark, chunk, position, k, sampling, config, backend, pool, samples_path):
-    tokenizer = backend.tokenizer
-    prompt_ids = [
-        encode_prompt(
-            tokenizer,
-            build_prompt(tokenizer, benchmark.problems[i].problem, config.prompt_format),
-            config.prompt_format,
-        )
-        for i in chunk
-    ]
+def _generate_and_grade_chunk(
+    benchmark, chunk, prompt_ids, position, k, sampling, config, backend, pool, save
+):
     try:
         texts = backend.generate(prompt_ids, k, sampling, [prompt_seed(config.seed, i) for i in chunk])
     except GenerationError as err:
@@ -337,10 +406,10 @@ def _generate_and_grade_chunk(benchmark, chunk, position, k, sampling, config, b
             f"--backend {config.backend}: {benchmark.name} problem {problem.problem_id}: {err} "
             f"({number - 1} of {total} chunks saved; rerun the same command to resume)",
         ) from None
-    yield from _grade_and_save(benchmark, list(zip(chunk, texts)), pool, samples_path)
+    yield from _grade_and_save(benchmark, list(zip(chunk, texts)), pool, save)
 
 
-def _grade_and_save(benchmark: Benchmark, batch, pool, samples_path):
+def _grade_and_save(benchmark: Benchmark, batch, pool, save):
     requests = []
     for index, texts in batch:
         problem = benchmark.problems[index]
@@ -366,17 +435,23 @@ def _grade_and_save(benchmark: Benchmark, batch, pool, samples_path):
                 }
             )
         rows_by_prompt.append(((benchmark.name, index), rows))
-    _append(samples_path, [row for _, rows in rows_by_prompt for row in rows])
+    save([row for _, rows in rows_by_prompt for row in rows])
     yield from rows_by_prompt
 
 
-def _summarize(benchmarks, n, done, model: str, run_name: str | None, out: Path) -> dict:
+def _summarize(benchmarks, n, done, model: str, run_name: str | None, out: Path, skipped=None) -> dict:
+    skipped = skipped or {}
     scores = {}
     for benchmark in benchmarks:
+        left_out = set(skipped.get(benchmark.name, []))
         correct = [
-            [int(row["correct"]) for row in done[(benchmark.name, i)]] for i in range(len(benchmark.problems))
+            [int(row["correct"]) for row in done[(benchmark.name, i)]]
+            for i in range(len(benchmark.problems))
+            if i not in left_out
         ]
         scores[benchmark.name] = benchmark_scores(correct, n[benchmark.name])
+        if left_out:  # --long_prompts skip: the score is over the prompts that fit
+            scores[benchmark.name]["skipped_long_prompts"] = len(left_out)
     name = run_name or Path(model).name
     table = markdown_table({name: scores})
     summary = {
@@ -384,7 +459,7 @@ def _summarize(benchmarks, n, done, model: str, run_name: str | None, out: Path)
         "benchmarks": scores,
         "mean_avg_at_k": sum(s["avg_at_k"] for s in scores.values()) / len(scores),
     }
-    _write_atomic(out / "summary.json", json.dumps(summary, indent=2) + "\n")
-    _write_atomic(out / "table.md", table + "\n")
+    write_atomic(out / "summary.json", json.dumps(summary, indent=2) + "\n")
+    write_atomic(out / "table.md", table + "\n")
     print(table)
     return summary

@@ -16,7 +16,8 @@ import re
 import sys
 from pathlib import Path
 
-from asym_eval.harness import _write_atomic, run_evaluation
+from asym_eval.files import check_output_dir, write_atomic
+from asym_eval.harness import run_evaluation
 
 _STEP = re.compile(r"(\d+)(?!.*\d)")  # the last number in the folder name: global_step120, checkpoint-120
 # Written by asym_openrlhf.integration.checkpoints.write_final_marker into --ckpt.output_dir.
@@ -92,7 +93,7 @@ def _hint_final(checkpoints: Path) -> None:
 
 
 def select_checkpoint(args, make_config) -> dict:
-    out = Path(args.output_dir)
+    out = check_output_dir(args.output_dir, "--output_dir")
     candidates = find_checkpoints(Path(args.checkpoints))
     final = read_final(Path(args.final)) if args.final else None
     if final is None:
@@ -140,7 +141,7 @@ def select_checkpoint(args, make_config) -> dict:
         "winner": {**best, "benchmarks": scores["benchmarks"], "mean_avg_at_k": scores["mean_avg_at_k"]},
         "reason": reason,
     }
-    _write_atomic(out / "selection.json", json.dumps(selection, indent=2) + "\n")
+    write_atomic(out / "selection.json", json.dumps(selection, indent=2) + "\n")
     lines = [
         f"# Checkpoint selection on {args.select_on}",
         "",
@@ -154,6 +155,6 @@ def select_checkpoint(args, make_config) -> dict:
         same = ", ".join(_label(Path(p), final) for p in row["same_weights"])
         lines.append(f"| {row['step']} | {name}{f' (also {same})' if same else ''} | {row['avg_at_k']:.2f} |")
     lines += ["", "Winner on every benchmark:", "", (out / winner_run / "table.md").read_text()]
-    _write_atomic(out / "selection.md", "\n".join(lines))
+    write_atomic(out / "selection.md", "\n".join(lines))
     print(reason)
     return selection

@@ -18,7 +18,13 @@ CHAT_TEMPLATE = (
 )
 
 
-def build_tiny_model(folder: str | Path, seed: int = 0, hidden_size: int = 64, num_layers: int = 2) -> Path:
+def build_tiny_model(
+    folder: str | Path,
+    seed: int = 0,
+    hidden_size: int = 64,
+    num_layers: int = 2,
+    max_position_embeddings: int = 4096,
+) -> Path:
     import torch
     from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
@@ -39,7 +45,7 @@ def build_tiny_model(folder: str | Path, seed: int = 0, hidden_size: int = 64, n
         num_hidden_layers=num_layers,
         num_attention_heads=hidden_size // 32,
         num_key_value_heads=1,
-        max_position_embeddings=4096,
+        max_position_embeddings=max_position_embeddings,
         tie_word_embeddings=False,
         bos_token_id=None,
         eos_token_id=vocab["<eos>"],

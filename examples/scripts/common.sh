@@ -73,6 +73,14 @@ launch() {
   common_args "$row"
   local args=("${COMMON_ARGS[@]}" "${MODEL_ARGS[@]}" "${ALGO_ARGS[@]}" "$@")
   if [[ ${DRY_RUN:-0} == 1 ]]; then
+    # The parser does not open the data: say here that the run would not find it (a warning: the dry run may
+    # check a configuration for another machine).
+    local file
+    for file in "$DATA_DIR/math_train.jsonl" "$DATA_DIR/math500.jsonl"; do
+      if [[ ! -f $file ]]; then
+        echo "[asym] warning: $file does not exist; make it with: asym-rl prepare-data --tokenizer $MODEL_PATH --output_dir $DATA_DIR" >&2
+      fi
+    done
     # shellcheck disable=SC2086  # ASYM_LAUNCHER is a command line on purpose
     $ASYM_LAUNCHER "${args[@]}" --dry_run
   else
