@@ -66,12 +66,45 @@ DEFAULT_METHODS = [label for label in METHODS if label not in BEYOND_THE_PAPER]
 # Quick: 8 methods x 4 seeds = 32 runs, two at a time. Measured on this 2-core box before the faster step
 # loop: 0.72-0.77 s CPU a step, 0.4 s a greedy eval (256 prompts), +0.4 s for pass@k on 32 prompts x G; about
 # 35 s a run at 40 steps (9.3 min in all), 25 s (6.7 min) at the 0.5 s a step the faster trainer aims for.
+# The full tier also samples n = 64 per held-out prompt at the start and the end, for the pass@k curve.
 BUDGETS = {
-    "quick": dict(steps=40, seeds=4, eval_every=10, eval_sampled_prompts=32),
-    "full": dict(steps=200, seeds=6, eval_every=10, eval_sampled_prompts=64),
+    "quick": dict(steps=40, seeds=4, eval_every=10, eval_sampled_prompts=32, pass_curve_samples=0),
+    "full": dict(steps=200, seeds=6, eval_every=10, eval_sampled_prompts=64, pass_curve_samples=64),
 }
 _QUICK, _FULL = BUDGETS["quick"], BUDGETS["full"]
 STUDY_TASKS = ("addition", "countdown")
+GRID_DEFAULTS = {"beta_pos": 0.9, "beta_neg": 0.4}  # the paper's AsymGRPO, where a --grid axis is left out
+
+
+def grid_label(beta_pos: float, beta_neg: float) -> str:
+    """A grid cell's method label and run-folder stem."""
+    return f"asym({beta_pos:g},{beta_neg:g})"
+
+
+def parse_grid(specs: list[str]) -> dict[str, tuple[float, float]]:
+    """``["beta_pos=0.3,0.9", "beta_neg=0.4"]`` -> ``{label: (beta_pos, beta_neg)}``, beta+ outer, in order.
+
+    >>> parse_grid(["beta_pos=0.3,0.9"])
+    {'asym(0.3,0.4)': (0.3, 0.4), 'asym(0.9,0.4)': (0.9, 0.4)}
+    """
+    axes: dict[str, list[float]] = {}
+    for spec in specs:
+        axis, sep, values = spec.partition("=")
+        if not sep or axis not in GRID_DEFAULTS:
+            raise ValueError(f"--grid: expected beta_pos=V1,V2,... or beta_neg=V1,V2,..., got {spec!r}")
+        if axis in axes:
+            raise ValueError(f"--grid: {axis} given twice")
+        try:
+            axes[axis] = [float(v) for v in values.split(",") if v.strip()]
+        except ValueError:
+            raise ValueError(f"--grid: {axis}: not a list of numbers: {values!r}") from None
+        if not axes[axis] or not all(0 <= v <= 4 for v in axes[axis]):
+            raise ValueError(f"--grid: {axis}: needs values in [0, 4], got {values!r}")
+    pos = axes.get("beta_pos", [GRID_DEFAULTS["beta_pos"]])
+    neg = axes.get("beta_neg", [GRID_DEFAULTS["beta_neg"]])
+    return {grid_label(bp, bn): (bp, bn) for bp in dict.fromkeys(pos) for bn in dict.fromkeys(neg)}
+
+
 # Tasks with one correct response per prompt: there, distinct / correct responses is solved groups / correct
 # rollouts, a function of accuracy, so the claims about distinct correct solutions are not judged.
 ONE_ANSWER_TASKS = {"addition"}
@@ -103,8 +136,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--methods",
-        default=",".join(DEFAULT_METHODS),
-        help=f"comma-separated subset of: {', '.join(METHODS)}; default: the paper's {', '.join(DEFAULT_METHODS)}",
+        default=None,
+        help=f"comma-separated subset of: {', '.join(METHODS)}; default: the paper's {', '.join(DEFAULT_METHODS)} "
+        "(none with --grid)",
+    )
+    parser.add_argument(
+        "--grid",
+        nargs="+",
+        default=None,
+        metavar="AXIS=V1,V2,...",
+        help="a (beta+, beta-) grid of AsymGRPO runs beside --methods: beta_pos=... beta_neg=... (each in [0, 4]; "
+        f"an axis left out stays at the paper's {GRID_DEFAULTS['beta_pos']} / {GRID_DEFAULTS['beta_neg']}); "
+        "the report adds a heat map of final accuracy and pass@n with each cell's interval",
     )
     parser.add_argument("--steps", type=int, default=None, help="RL steps per run (overrides the budget's)")
     parser.add_argument(
@@ -119,6 +162,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="held-out prompts sampled G times for pass@1 / pass@G at each eval; 0 = off (overrides the "
         f"budget's: {_QUICK['eval_sampled_prompts']} quick, {_FULL['eval_sampled_prompts']} full)",
+    )
+    parser.add_argument(
+        "--pass_curve_samples",
+        type=int,
+        default=None,
+        help="n samples per sampled held-out prompt at step 0 and the end, for pass@k at k = 1, 2, 4, ... n; "
+        f"0 = G (overrides the budget's: {_QUICK['pass_curve_samples']} quick, "
+        f"{_FULL['pass_curve_samples']} full)",
     )
     parser.add_argument(
         "--entropy_coef",
@@ -796,16 +847,25 @@ def run(args: argparse.Namespace) -> int:
         return budget[key] if value is None else value
 
     steps, seeds = pick(args.steps, "steps"), pick(args.seeds, "seeds")
-    eval_every, eval_sampled = (
+    eval_every, eval_sampled, curve_samples = (
         pick(args.eval_every, "eval_every"),
         pick(args.eval_sampled_prompts, "eval_sampled_prompts"),
+        pick(args.pass_curve_samples, "pass_curve_samples"),
     )
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    grid = parse_grid(args.grid) if args.grid else {}
+    method_list = args.methods if args.methods is not None else ("" if grid else ",".join(DEFAULT_METHODS))
+    methods = [m.strip() for m in method_list.split(",") if m.strip()]
     unknown = [m for m in methods if m not in METHODS]
-    if unknown or not methods:
+    if unknown or not (methods or grid):
         raise ValueError(
             f"--methods: unknown {', '.join(unknown) or '(empty)'}; choose from {', '.join(METHODS)}"
         )
+    method_settings = {label: dict(METHODS[label]) for label in methods}
+    for label, (beta_pos, beta_neg) in grid.items():
+        method_settings[label] = dict(
+            advantage_estimator="asym_grpo", asym_beta_pos=beta_pos, asym_beta_neg=beta_neg
+        )
+    methods = list(method_settings)
     for flag, value in (
         ("--steps", steps),
         ("--seeds", seeds),
@@ -816,6 +876,8 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"{flag}: must be >= 1")
     if eval_sampled < 0:
         raise ValueError("--eval_sampled_prompts: must be >= 0")
+    if curve_samples < 0:
+        raise ValueError("--pass_curve_samples: must be >= 0")
     if args.entropy_coef < 0:
         raise ValueError("--entropy_coef: must be >= 0")
     if args.tiny and args.task != "addition":
@@ -826,9 +888,10 @@ def run(args: argparse.Namespace) -> int:
         args.output_dir or ("outputs/study" if args.task == "addition" else f"outputs/study_{args.task}")
     )
     jobs = []
-    for label in methods:
-        for seed in range(seeds):
-            overrides = dict(METHODS[label])
+    # Seed-major: a study stopped early has every method at its first seeds, which pair.
+    for seed in range(seeds):
+        for label in methods:
+            overrides = dict(method_settings[label])
             if "entropy_coef" in overrides:
                 overrides["entropy_coef"] = args.entropy_coef
             overrides.update(
@@ -837,6 +900,7 @@ def run(args: argparse.Namespace) -> int:
                 seed=seed,
                 eval_every=eval_every,
                 eval_sampled_prompts=eval_sampled,
+                pass_curve_samples=curve_samples,
                 save_every=10,
                 quick=args.tiny,
                 threads=1,
