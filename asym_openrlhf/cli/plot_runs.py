@@ -349,7 +349,7 @@ def draw_pass_figure(runs: dict[str, list[RunLog]], out: Path) -> list[str] | No
     draw_pass_curves(
         curves,
         out / f"{PASS_CURVE}.png",
-        "held-out pass@k: first eval (dashed) and last (solid); mean over seeds, 95% t band",
+        "held-out pass@k: first eval (dashed) and last (solid)\nmean over seeds, 95% t band",
         dashed=frozenset(dashed),
         colors=colors,
     )

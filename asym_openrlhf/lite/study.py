@@ -1002,7 +1002,8 @@ def report(
                 for label, curve in curves.items()
             },
             out / "pass_at_k.png",
-            f"{title}: held-out pass@k, warm start and the end of training (mean over seeds, 95% t band)",
+            f"{title}: held-out pass@k at the warm start (dashed) and the end of training\n"
+            "mean over seeds, 95% t band",
             dashed=frozenset({"warm start"}),
             colors={"warm start": "black"},
         )
