@@ -89,6 +89,29 @@ def test_run_writes_samples_summary_and_table(full_run, capsys):
     assert summary["benchmarks"]["add"]["avg_at_k"] == pytest.approx(expected)
     assert summary["benchmarks"]["add"]["k"] == 2 and summary["benchmarks"]["add"]["problems"] == 5
     assert (full_run / "table.md").read_text().startswith("| method | add (Avg@2) | Avg | add (pass@2) |")
+    # the pass@k curve, k = 1 and 2 from 2 samples: pass@1 is Avg@k, pass@2 "either sample correct"
+    by_problem = {}
+    for s in samples:
+        by_problem.setdefault(s["problem_id"], []).append(int(s["correct"]))
+    either = 100 * sum(max(hits) for hits in by_problem.values()) / len(by_problem)
+    assert summary["benchmarks"]["add"]["pass_at"] == pytest.approx({"1": expected, "2": either})
+    assert "| benchmark | pass@1 | pass@2 |" in (full_run / "table.md").read_text()
+
+
+def test_plot_pass_curve_from_run_outputs(full_run, tmp_path, capsys):
+    """``asym-eval plot --pass_curve``: the image and a CSV whose rows are the runs' summary.json curves."""
+    output = tmp_path / "passk.png"
+    assert (
+        main(["plot", "--runs", f"a={full_run}", f"b={full_run}", "--pass_curve", "--output", str(output)])
+        == 0
+    )
+    assert output.stat().st_size > 1000
+    curve = json.loads((full_run / "summary.json").read_text())["benchmarks"]["add"]["pass_at"]
+    rows = output.with_suffix(".csv").read_text().splitlines()
+    assert rows[0] == "curve,k,mean,low,high"
+    assert [row.split(",")[:3] for row in rows[1:3]] == [["a", k, repr(curve[k])] for k in ("1", "2")]
+    assert main(["plot", "--sweep", str(full_run), "--pass_curve", "--output", str(output)]) == 2
+    assert "--pass_curve: draws run outputs" in capsys.readouterr().err
 
 
 class KilledAfter:

@@ -6,7 +6,16 @@ from pathlib import Path
 
 import pytest
 from asym_eval.benchmarks import DATA_DIR, load_benchmark, parse_benchmark_spec
-from asym_eval.scoring import avg_at_k, benchmark_scores, markdown_table, mean_pass_at_k, pass_at_k
+from asym_eval.scoring import (
+    avg_at_k,
+    benchmark_scores,
+    markdown_table,
+    mean_pass_at_k,
+    pass_at_k,
+    pass_at_k_curve,
+    pass_curve_table,
+    pass_k_values,
+)
 
 
 def test_avg_at_k_is_the_mean_of_per_problem_accuracies():
@@ -78,3 +87,19 @@ def test_benchmark_spec_and_bad_files(tmp_path: Path):
     bad.write_text('{"problem": "1+1", "answer": "2"}\n{"question": "no problem field"}\n')
     with pytest.raises(ValueError, match=r"bad.jsonl:2: need a JSON object with 'problem' and 'answer'"):
         load_benchmark("bad", bad)
+
+
+def test_pass_at_k_curve_covers_every_power_of_two_up_to_n():
+    assert pass_k_values(1) == [1]
+    assert pass_k_values(8) == [1, 2, 4, 8]
+    assert pass_k_values(10) == [1, 2, 4, 8, 10]  # n itself closes the curve
+    # one problem, 1 of 4 correct: pass@1 = 1/4, pass@2 = 1 - C(3,2)/C(4,2) = 1/2, pass@4 = 1; and one all-wrong
+    curve = pass_at_k_curve([[1, 0, 0, 0], [0, 0, 0, 0]])
+    assert curve == pytest.approx({1: 0.125, 2: 0.25, 4: 0.5})
+    # problems with unequal samples: the curve stops at the fewest, where every problem has an estimate
+    assert list(pass_at_k_curve([[1, 0, 0, 0, 0, 0, 0, 0], [1, 0]])) == [1, 2]
+    scores = benchmark_scores([[1, 0, 0, 0], [0, 0, 0, 0]], 4)
+    assert scores["pass_at"] == pytest.approx({"1": 12.5, "2": 25.0, "4": 50.0})
+    assert pass_curve_table({"math500": scores}).splitlines()[2] == "| MATH-500 | 12.50 | 25.00 | 50.00 |"
+    with pytest.raises(ValueError, match="n >= 1"):
+        pass_k_values(0)

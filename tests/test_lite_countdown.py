@@ -163,3 +163,23 @@ def test_short_run_from_the_shipped_checkpoint_logs_finite_metrics(tmp_path):
     assert rows[0]["eval/accuracy"] == pytest.approx(
         json.loads(start.read_text())["heldout_greedy"], abs=0.01
     )
+
+
+def test_pass_curve_samples_give_pass_at_k_for_every_power_of_two_at_start_and_end(tmp_path):
+    settings = default_settings(
+        task="countdown", steps=2, eval_every=1, eval_sampled_prompts=6, pass_curve_samples=24, threads=1,
+        output_dir=str(tmp_path),
+    )  # fmt: skip
+    train(settings, progress=False)
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    curve_keys = [f"eval/pass_at_{k}" for k in (1, 2, 4, 8, 16, 24)]
+    for row in (rows[0], rows[2]):  # the start and the end: n = 24 samples per prompt
+        curve = [row[key] for key in curve_keys]
+        assert all(0 <= a <= b <= 1 for a, b in zip(curve, curve[1:])), curve  # pass@k never falls with k
+        # 6 prompts x 24 samples: pass@1 is a multiple of 1/144
+        assert row["eval/pass_at_1"] * 144 == pytest.approx(round(row["eval/pass_at_1"] * 144))
+    # between them, G = 8 samples: the curve stops at 8
+    assert "eval/pass_at_8" in rows[1] and "eval/pass_at_16" not in rows[1]
+    assert rows[1]["eval/pass_at_1"] * 48 == pytest.approx(round(rows[1]["eval/pass_at_1"] * 48))
+    with pytest.raises(ValueError, match="^--pass_curve_samples: must be >= 0"):
+        default_settings(task="countdown", pass_curve_samples=-1)

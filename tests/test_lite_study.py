@@ -13,17 +13,24 @@ from asym_openrlhf.cli.main import main
 from asym_openrlhf.lite.study import (
     CLAIMS,
     METHODS,
+    RELATIONS,
     STATISTICS,
     T_975,
     VERDICTS,
     Interval,
     check_claims,
+    claim_p_value,
     claims_not_judged,
     difference_interval,
+    holm,
     mean_band,
     mean_interval,
+    parse_grid,
+    pass_curves,
     run_statistics,
+    seeds_for_half_width,
     t_quantile_975,
+    t_upper_tail,
     verdict,
 )
 
@@ -139,7 +146,7 @@ def test_pairing_drops_seeds_missing_on_either_side():
 def test_claims_name_known_methods_statistics_and_relations():
     for claim in CLAIMS:
         assert claim.a in METHODS and (claim.b is None or claim.b in METHODS)
-        assert claim.statistic in STATISTICS and claim.relation in (">", "<")
+        assert claim.statistic in STATISTICS and claim.relation in RELATIONS
     assert len({claim.text for claim in CLAIMS}) == len(CLAIMS)
 
 
@@ -158,8 +165,11 @@ def test_check_claims_judges_what_ran_and_what_the_task_can_test():
     }
     on_addition = {(v["a"], v["statistic"]): v for v in check_claims(per_seed, "addition")}
     on_countdown = {(v["a"], v["statistic"]): v for v in check_claims(per_seed, "countdown")}
-    # Only claims between the two methods that ran: Pos-only vs REINFORCE.
-    assert all(v["b"] == "REINFORCE" for v in on_countdown.values())
+    # Only claims between the two methods that ran (Pos-only vs REINFORCE), or of one of them against 0.
+    assert {(v["a"], v["b"]) for v in on_countdown.values()} == {
+        ("Pos-only", "REINFORCE"),
+        ("REINFORCE", None),
+    }
     assert on_addition[("Pos-only", "entropy_pos_late")]["verdict"] == "holds"
     assert on_addition[("Pos-only", "val_acc_ema")]["verdict"] == "undecided"  # equal accuracies
     # Distinct correct responses are judged only where a prompt has many correct responses.
@@ -235,9 +245,9 @@ def test_study_tiny_budget_writes_figures_and_verdicts(tmp_path, capsys):
     assert all(v is not None for v in summary["per_seed"]["REINFORCE"]["pass_at_G_ema"].values())
     # Only the claims whose methods ran are judged (those on distinct correct responses not on addition).
     claims = summary["claims"]
-    assert {c["a"] for c in claims} | {c["b"] for c in claims} <= set(summary["stats"])
+    assert {c["a"] for c in claims} | {c["b"] for c in claims} <= set(summary["stats"]) | {None}
     ran = {"REINFORCE", "Pos-only", "Neg-only"}
-    expected = [c for c in CLAIMS if c.a in ran and c.b in ran and not c.many_answers]
+    expected = [c for c in CLAIMS if c.a in ran and c.b in ran | {None} and not c.many_answers]
     assert [c["claim"] for c in claims] == [c.text for c in expected]
     assert summary["claims_not_judged"] == [
         c.text for c in CLAIMS if c.a in ran and c.b in ran and c.many_answers
@@ -275,13 +285,134 @@ def test_study_countdown_tiny_budget(tmp_path):
         "1",
     ]
     argv += ["--eval_sampled_prompts", "8", "--methods", "REINFORCE,Pos-only", "--output_dir", str(tmp_path)]
+    argv += ["--pass_curve_samples", "16", "--grid", "beta_pos=0.3,0.9", "beta_neg=0.4"]
     assert main(argv) == 0
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["task"] == "countdown" and summary["claims_not_judged"] == []
     assert "Pos-only finds more distinct correct solutions than REINFORCE" in {
         c["claim"] for c in summary["claims"]
     }
-    assert "Countdown" in (tmp_path / "summary.md").read_text()
+    text = (tmp_path / "summary.md").read_text()
+    assert "Countdown" in text and "(Holm: " in text and "after Holm's correction" in text
+    # The grid's cells ran beside --methods, and the pass@k curve goes to k = 16 at the start and the end.
+    assert set(summary["stats"]) == {"REINFORCE", "Pos-only", "asym(0.3,0.4)", "asym(0.9,0.4)"}
+    assert summary["grid"] == {"asym(0.3,0.4)": [0.3, 0.4], "asym(0.9,0.4)": [0.9, 0.4]}
+    assert list(summary["pass_curves"]["warm start"]) == ["1", "2", "4", "8", "16"]
+    assert summary["pass_curves"]["asym(0.3,0.4)"]["16"]["n"] == 2
+    grid_csv = (tmp_path / "grid.csv").read_text().splitlines()
+    assert grid_csv[0] == "beta_pos,beta_neg,statistic,mean,low,high,seeds" and len(grid_csv) == 1 + 2 * 2
+    mean = summary["stats"]["asym(0.3,0.4)"]["val_acc_ema"]["mean"]
+    assert grid_csv[1].startswith(f"0.3,0.4,val_acc_ema,{mean},")
+    for name in ("beta_grid.png", "pass_at_k.png", "pass_at_k.csv"):
+        assert (tmp_path / name).stat().st_size > 0
+    assert main(["study", "--grid", "beta_neg=9", "--output_dir", str(tmp_path)]) == 2
+
+
+@pytest.mark.parametrize("df", [1, 2, 4, 5, 10, 30])
+def test_t_upper_tail_inverts_the_quantile_table(df):
+    assert t_upper_tail(t_quantile_975(df), df) == pytest.approx(0.025, abs=1e-6)
+    assert t_upper_tail(-t_quantile_975(df), df) == pytest.approx(0.975, abs=1e-6)
+    assert t_upper_tail(0.0, df) == pytest.approx(0.5)
+    # df = 1 is the Cauchy distribution: P(T >= 1) = 1/2 - arctan(1)/pi = 1/4
+    assert t_upper_tail(1.0, 1) == pytest.approx(0.25)
+
+
+@pytest.mark.parametrize("relation", RELATIONS)
+@pytest.mark.parametrize("seed", range(40))
+def test_p_value_decides_exactly_when_the_interval_does(relation, seed):
+    """p < 0.05 if and only if the interval rule gives holds or contradicted, for random paired data."""
+    import random
+
+    rng = random.Random(seed)
+    shift, spread = rng.uniform(-0.04, 0.04), rng.uniform(0.001, 0.03)
+    a = {s: BASE[s] + shift + rng.gauss(0, spread) for s in BASE}
+    difference = difference_interval(a, BASE)
+    decided = verdict(difference, relation) != "undecided"
+    assert (claim_p_value(difference, relation) < 0.05) == decided
+
+
+def test_equivalence_verdict_closed_form():
+    # a - b = +0.001..+0.003 every seed: a tight interval well inside +-0.015 -> "matches" holds
+    assert verdict(difference_interval(_shifted([0.001, 0.002, 0.003, 0.002]), BASE), "=") == "holds"
+    # +0.05 everywhere: beyond the margin -> contradicted
+    assert verdict(difference_interval(_shifted([0.05, 0.052, 0.049, 0.05]), BASE), "=") == "contradicted"
+    # wide: straddles the margin -> undecided
+    assert verdict(difference_interval(_shifted([0.03, -0.02, 0.01, -0.01]), BASE), "=") == "undecided"
+
+
+def test_holm_closed_form():
+    assert holm([0.01, 0.04, 0.03]) == [True, False, False]  # 0.01 <= 0.05/3; 0.03 > 0.05/2 stops
+    assert holm([0.01, 0.02, 0.03]) == [True, True, True]  # 0.0167, 0.025, 0.05
+    assert holm([0.04]) == [True] and holm([]) == []
+    assert holm([0.2, 0.001]) == [False, True]
+
+
+def test_seeds_for_half_width_closed_form():
+    # t(9)·0.021/√10 = 2.262157·0.006641 = 0.01502 > 0.015; t(10)·0.021/√11 = 2.228139·0.006332 = 0.01411
+    assert seeds_for_half_width(0.021, 0.015) == 11
+    assert seeds_for_half_width(0.0, 0.015) == 2
+    assert seeds_for_half_width(math.nan, 0.015) is None
+
+
+def test_holm_verdicts_beside_the_uncorrected_ones():
+    # Two claims hold uncorrected: a strong one (Pos-only entropy) and a marginal one (Pos-only accuracy,
+    # p between 0.025 and 0.05), which does not survive Holm's 0.05/2 for the second smallest p.
+    per_seed = {
+        "Pos-only": _per_seed(
+            entropy_late=_shifted([0.010, 0.012, 0.011, 0.010]),
+            val_acc_ema=_shifted([0.010, 0.005, 0.012, 0.004]),  # mean 0.00775, t(3) = 4.01, p = 0.028
+        ),
+        "REINFORCE": _per_seed(),
+    }
+    verdicts = {v["statistic"]: v for v in check_claims(per_seed, "addition")}
+    strong, marginal = verdicts["entropy_late"], verdicts["val_acc_ema"]
+    assert strong["verdict"] == strong["verdict_holm"] == "holds"
+    assert marginal["verdict"] == "holds" and 0.025 < marginal["p_value"] < 0.05
+    assert marginal["verdict_holm"] == "undecided"
+    assert all(v["verdict_holm"] == "undecided" for v in verdicts.values() if v["verdict"] == "undecided")
+
+
+def test_pass_curve_statistics_and_curves_closed_form():
+    start = {
+        "step": 0,
+        "eval/accuracy": 0.5,
+        "eval/pass_at_1": 0.2,
+        "eval/pass_at_2": 0.35,
+        "eval/pass_at_4": 0.6,
+    }
+    end = {
+        "step": 2,
+        "eval/accuracy": 0.7,
+        "eval/pass_at_1": 0.3,
+        "eval/pass_at_2": 0.4,
+        "eval/pass_at_4": 0.5,
+    }
+    rows = [start, {"step": 1, "eval/pass_at_1": 0.25, "eval/pass_at_2": 0.38}, end]
+    stats = run_statistics(rows, group_size=2)
+    assert stats["pass_at_1_end"] == 0.3 and stats["pass_at_n_end"] == 0.5  # n = 4, the largest k at the end
+    assert stats["pass_at_n_change"] == pytest.approx(0.5 - 0.6)
+    shifted = [start, {**end, "eval/pass_at_4": 0.7}]
+    curves, per_seed = pass_curves({"A": {0: rows, 1: shifted}, "B": {0: rows}})
+    assert list(curves) == ["warm start", "A", "B"]
+    assert curves["warm start"][4].mean == 0.6 and curves["warm start"][4].n == 2  # one per seed, not per run
+    assert curves["A"][4].mean == pytest.approx(0.6) and curves["A"][4].n == 2  # (0.5 + 0.7) / 2
+    assert per_seed["B"] == {0: {1: 0.3, 2: 0.4, 4: 0.5}}
+
+
+def test_parse_grid_and_its_errors():
+    assert parse_grid(["beta_pos=0.3,1.2", "beta_neg=0.2,0.8"]) == {
+        "asym(0.3,0.2)": (0.3, 0.2), "asym(0.3,0.8)": (0.3, 0.8),
+        "asym(1.2,0.2)": (1.2, 0.2), "asym(1.2,0.8)": (1.2, 0.8),
+    }  # fmt: skip
+    assert parse_grid(["beta_neg=0.2"]) == {"asym(0.9,0.2)": (0.9, 0.2)}  # beta+ stays at the paper's
+    for bad, message in [
+        (["gamma=1"], "expected beta_pos="),
+        (["beta_pos=1", "beta_pos=2"], "given twice"),
+        (["beta_pos=a"], "not a list of numbers"),
+        (["beta_neg=5"], r"in \[0, 4\]"),
+    ]:
+        with pytest.raises(ValueError, match="^--grid: .*" + message):
+            parse_grid(bad)
 
 
 def test_bands_of_bounded_metrics_stay_in_their_range():

@@ -178,7 +178,7 @@ def test_every_flag_has_help_and_help_shows_both_parsers(capsys):
 def test_a_real_launch_hands_our_actor_classes_to_upstream_train(monkeypatch, tmp_path):
     seen = {}
     prompts = tmp_path / "prompts.jsonl"  # a real launch counts the prompts first
-    prompts.write_text("{\"input\": \"1+1\", \"label\": \"2\"}\n" * 1024)
+    prompts.write_text('{"input": "1+1", "label": "2"}\n' * 1024)
 
     class Handed(Exception):
         pass

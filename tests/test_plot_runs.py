@@ -79,7 +79,15 @@ def lite_runs(tmp_path_factory) -> list[Path]:
     for seed in (0, 1):
         out = tmp_path_factory.mktemp(f"lite{seed}")
         train(
-            default_settings(quick=True, threads=1, steps=3, eval_every=2, seed=seed, output_dir=str(out)),
+            default_settings(
+                quick=True,
+                threads=1,
+                steps=3,
+                eval_every=2,
+                seed=seed,
+                output_dir=str(out),
+                pass_curve_samples=16,
+            ),
             progress=False,
         )
         folders.append(out)
@@ -120,6 +128,27 @@ def plotted(lite_runs, openrlhf_run, tmp_path_factory):
     # A folder above the run's tensorboard/ is enough (here: runs/<model>, holding one row).
     assert main(argv + ["--output", str(out), "--figures", "fig2,fig5,extra"]) == 0
     return out
+
+
+def test_pass_curve_figure_from_lite_runs(lite_runs, openrlhf_run, tmp_path, capsys):
+    """--figures passk: pass@k against k at the first and last eval; the CSV is the seeds' mean, k to 16."""
+    argv = [
+        "plot",
+        "--runs",
+        f"lite={lite_runs[0]}",
+        f"lite={lite_runs[1]}",
+        f"upstream={openrlhf_run.parent}",
+    ]
+    assert main(argv + ["--output", str(tmp_path), "--figures", "passk"]) == 0
+    assert (tmp_path / "passk.png").stat().st_size > 1000
+    with open(tmp_path / "passk.csv", newline="") as handle:
+        rows = {(r["curve"], int(r["k"])): r for r in csv.DictReader(handle)}
+    assert sorted(k for curve, k in rows if curve == "lite, step 0") == [1, 2, 4, 8, 16]
+    for step in (0, 3):  # the start and the end of the 3-step runs
+        expected = sum(lite_series(f, "eval/pass_at_16")[step] for f in lite_runs) / 2
+        assert float(rows[(f"lite, step {step}", 16)]["mean"]) == pytest.approx(expected)
+        assert rows[(f"lite, step {step}", 16)]["low"] != ""  # two seeds: a band
+    assert "no pass@k curve logged by upstream" in capsys.readouterr().out
 
 
 def test_openrlhf_series_are_the_logged_values_with_their_ema(plotted, openrlhf_run):

@@ -28,7 +28,8 @@ METRICS: dict[str, str] = {
     "actor/clip_frac": "fraction of response tokens where the ratio clip was active",
     "actor/policy_loss": "the aggregated policy loss",
     "eval/accuracy": "greedy (temperature 0) accuracy on held-out prompts",
-    "eval/pass_at_{k}": "unbiased pass@k on held-out prompts from G samples at the rollout temperature, k = 1 and G",
+    "eval/pass_at_{k}": "unbiased pass@k on held-out prompts from n samples at the rollout temperature, k = 1, 2, 4, ... n "
+    "(n = G; lite: --pass_curve_samples n at step 0 and the last step)",
     "actor/weight_sync_logprob_diff": "largest abs. difference of vLLM's and the policy's log-probs of vLLM's "
     "greedy tokens after the weight sync (OpenRLHF, --asym.check_weight_sync)",
 }

@@ -89,7 +89,11 @@ FIGURES: dict[str, tuple[str, list[Panel]]] = {
         ],
     ),
 }
-OPTIONAL_FIGURES = {"extra"}
+OPTIONAL_FIGURES = {"extra", "passk"}
+# Not a panel of curves over steps: pass@k against k, at the first and the last eval that logged a pass@k curve.
+PASS_CURVE = "passk"
+PASS_PREFIX = "eval/pass_at_"
+ALL_FIGURES = [*FIGURES, PASS_CURVE]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -120,8 +124,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--figures",
-        default=",".join(FIGURES),
-        help=f"comma list of {', '.join(FIGURES)} (default: all; extra only where its metrics were logged)",
+        default=",".join(ALL_FIGURES),
+        help=f"comma list of {', '.join(ALL_FIGURES)} (default: all; extra only where its metrics were logged; "
+        "passk: pass@k against k at the first and last eval, from asym-rl lite's eval/pass_at_k, "
+        "k = 1, 2, 4, ... n, mean over a NAME's seeds with a 95%% t band)",
     )
 
 
@@ -335,14 +341,63 @@ def draw_figure(
     return notes
 
 
+def pass_curve_at(run: RunLog, which: int) -> tuple[int, dict[int, float]] | None:
+    """(step, {k: pass@k}) at the first (``which`` 0) or last (-1) step that logged a pass@k curve (k > 1)."""
+    by_step: dict[int, dict[int, float]] = {}
+    for key, points in run.series.items():
+        if key.startswith(PASS_PREFIX) and key[len(PASS_PREFIX) :].isdigit():
+            for step, value in points.items():
+                by_step.setdefault(step, {})[int(key[len(PASS_PREFIX) :])] = value
+    steps = sorted(step for step, curve in by_step.items() if len(curve) > 1)
+    return (steps[which], by_step[steps[which]]) if steps else None
+
+
+def draw_pass_figure(runs: dict[str, list[RunLog]], out: Path) -> list[str] | None:
+    """OUT/passk.png/.csv: per NAME, pass@k against k at its first eval (dashed) and its last (solid), the
+    mean over seeds with a 95% t band; the k are those every seed logged. None when no run logged a curve."""
+    from asym_eval.plots import draw_pass_curves
+
+    from asym_openrlhf.lite.study import mean_interval
+
+    curves, colors, dashed, notes = {}, {}, set(), []
+    for index, (name, seeds) in enumerate(runs.items()):
+        for which, tag in ((0, "first"), (-1, "last")):
+            found = [c for c in (pass_curve_at(seed, which) for seed in seeds) if c]
+            if len(found) < len(seeds):
+                lacking = [str(seed.folder) for seed in seeds if not pass_curve_at(seed, which)]
+                notes.append(f"passk: no pass@k curve logged by {name} ({', '.join(lacking)})")
+            if not found:
+                continue
+            ks = sorted(set.intersection(*(set(curve) for _, curve in found)))
+            steps = sorted({step for step, _ in found})
+            label = f"{name}, step {'/'.join(map(str, steps))}"
+            curves[label] = {}
+            for k in ks:
+                interval = mean_interval(curve[k] for _, curve in found)
+                curves[label][k] = (interval.mean, interval.low, interval.high)
+            colors[label] = f"C{index % 10}"
+            if tag == "first":
+                dashed.add(label)
+    if not curves:
+        return None
+    draw_pass_curves(
+        curves,
+        out / f"{PASS_CURVE}.png",
+        "held-out pass@k: first eval (dashed) and last (solid)\nmean over seeds, 95% t band",
+        dashed=frozenset(dashed),
+        colors=colors,
+    )
+    return sorted(set(notes))
+
+
 def run(args: argparse.Namespace) -> int:
     if not 0 <= args.ema < 1:
         raise ValueError(f"--ema: must be in [0, 1), got {args.ema}")
     figures = [name.strip() for name in args.figures.split(",") if name.strip()]
-    unknown = [name for name in figures if name not in FIGURES]
+    unknown = [name for name in figures if name not in ALL_FIGURES]
     if unknown or not figures:
         raise ValueError(
-            f"--figures: unknown {', '.join(unknown) or '(empty)'}; choose from {', '.join(FIGURES)}"
+            f"--figures: unknown {', '.join(unknown) or '(empty)'}; choose from {', '.join(ALL_FIGURES)}"
         )
     out = check_output_dir(args.output, "--output")
     runs = parse_runs(args.runs)
@@ -353,7 +408,11 @@ def run(args: argparse.Namespace) -> int:
     if {"fig3", "fig4"} <= set(figures):
         print("[plot] note: fig3 and fig4 have the same panels; the paper draws them for different runs")
     for name in figures:
-        notes = draw_figure(name, runs, args.ema, out, over_steps=args.ema_over == "steps")
+        notes = (
+            draw_pass_figure(runs, out)
+            if name == PASS_CURVE
+            else draw_figure(name, runs, args.ema, out, over_steps=args.ema_over == "steps")
+        )
         if notes is None:
             print(f"[plot] {name}: no run logged any of its metrics; not drawn")
             continue

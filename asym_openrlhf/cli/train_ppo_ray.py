@@ -393,7 +393,9 @@ def run_upstream(ours: argparse.Namespace, upstream_argv: list[str], dry_run: bo
         args.algo.advantage.estimator = ours.advantage_estimator
         args.asym = resolve_settings(ours, args)
         if not dry_run:
-            check_prompt_count(args)  # a real launch only, and after the flags: a flag's mistake is named first
+            check_prompt_count(
+                args
+            )  # a real launch only, and after the flags: a flag's mistake is named first
         resolved["args"] = args
         return args
 

@@ -100,9 +100,7 @@ def write_saved_marker(ckpt_path, global_step: int) -> Path:
     folder = Path(ckpt_path)
     folder.mkdir(parents=True, exist_ok=True)
     marker = folder / SAVED_MARKER
-    tmp = marker.with_name(marker.name + ".tmp")
-    tmp.write_text(json.dumps({"global_step": int(global_step)}) + "\n", encoding="utf-8")
-    os.replace(tmp, marker)
+    write_atomic(marker, json.dumps({"global_step": int(global_step)}) + "\n")
     return marker
 
 

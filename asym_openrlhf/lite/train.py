@@ -147,6 +147,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "rollout temperature; 0 = off. Default 64 (about 1 s per eval on 2 cores, the default model)",
     )
     group.add_argument(
+        "--pass_curve_samples",
+        type=int,
+        default=0,
+        help="n samples per sampled held-out prompt at step 0 and the last step, for the pass@k curve "
+        "(eval/pass_at_k for k = 1, 2, 4, ... up to n; exploration shows at large k); 0 = G there too "
+        "(default). 64 adds about 5 s per run on 2 cores (countdown)",
+    )
+    group.add_argument(
         "--max_new_tokens",
         "--rollout.max_new_tokens",
         dest="max_new_tokens",
@@ -277,6 +285,7 @@ class Settings:
     save_every: int
     heldout_size: int
     eval_sampled_prompts: int
+    pass_curve_samples: int
     max_new_tokens: int
     temperature: float
     dtype: str
@@ -336,6 +345,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         ("--max_new_tokens", args.max_new_tokens is None or args.max_new_tokens >= 1, "must be >= 1"),
         ("--heldout_size", args.heldout_size is None or args.heldout_size >= 1, "must be >= 1"),
         ("--eval_sampled_prompts", args.eval_sampled_prompts >= 0, "must be >= 0"),
+        ("--pass_curve_samples", args.pass_curve_samples >= 0, "must be >= 0"),
         ("--threads", args.threads >= 1, "must be >= 1"),
         (
             "--grade_timeout_s",
@@ -378,6 +388,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         save_every=args.save_every,
         heldout_size=args.heldout_size or (64 if is_math else tier.heldout_size),
         eval_sampled_prompts=args.eval_sampled_prompts,
+        pass_curve_samples=args.pass_curve_samples,
         max_new_tokens=args.max_new_tokens or DEFAULT_MAX_NEW_TOKENS[args.task],
         temperature=args.temperature,
         dtype=args.dtype,
@@ -466,14 +477,15 @@ class Trainer:
             with_logprobs=with_logprobs,
         )
 
-    def evaluate(self, chunk: int = 256) -> dict[str, float]:
-        """Held-out metrics: greedy accuracy on every held-out prompt, and unbiased pass@1 and pass@G from G
-        samples at the rollout temperature on the first ``eval_sampled_prompts`` (exploration shows at large k).
+    def evaluate(self, chunk: int = 256, samples_per_prompt: int | None = None) -> dict[str, float]:
+        """Held-out metrics: greedy accuracy on every held-out prompt, and unbiased pass@k for k = 1, 2, 4, ...
+        up to n from n samples (``samples_per_prompt``, default G) at the rollout temperature on the first
+        ``eval_sampled_prompts`` (exploration shows at large k).
 
         The samples come from their own generator, seeded by the run's seed and step, so that evaluating
         neither perturbs training's random streams nor depends on when a run was resumed.
         """
-        from asym_eval.scoring import mean_pass_at_k
+        from asym_eval.scoring import pass_at_k_curve
 
         s, problems = self.settings, self.task.heldout
         greedy = 0.0
@@ -489,16 +501,19 @@ class Trainer:
 
         sampled: list[list[int]] = []  # per prompt, the correctness of its G samples
         rng = torch.Generator(device=self.device).manual_seed(s.seed * 1_000_003 + self.step_count)
-        repeated = [p for p in problems[: s.eval_sampled_prompts] for _ in range(s.group_size)]
-        for start in range(0, len(repeated), chunk * s.group_size):
-            part = repeated[start : start + chunk * s.group_size]
+        n = samples_per_prompt or s.group_size
+        repeated = [p for p in problems[: s.eval_sampled_prompts] for _ in range(n)]
+        block = (
+            max(1, chunk * s.group_size // n) * n
+        )  # whole prompts per generate call, about chunk*G samples
+        for start in range(0, len(repeated), block):
+            part = repeated[start : start + block]
             batch = self._rollouts([p.prompt for p in part], temperature=s.temperature, generator=rng)
             hits = [
                 int(self.task.reward(r, p)) for r, p in zip(decode_responses(self.tokenizer, batch), part)
             ]
-            sampled += [hits[i : i + s.group_size] for i in range(0, len(hits), s.group_size)]
-        for k in sorted({1, s.group_size}):
-            metrics[f"eval/pass_at_{k}"] = mean_pass_at_k(sampled, k)
+            sampled += [hits[i : i + n] for i in range(0, len(hits), n)]
+        metrics.update({f"eval/pass_at_{k}": v for k, v in pass_at_k_curve(sampled).items()})
         return metrics
 
     def step(self) -> dict:
@@ -706,8 +721,9 @@ def train(settings: Settings, progress: bool = True) -> dict:
             if key != "step" and value is not None:
                 writer.add_scalar(key, value, row["step"])
 
+    curve_n = s.pass_curve_samples or None  # the start and the end get the long pass@k curve
     if not rows:
-        rows = [{"step": 0, **trainer.evaluate()}]
+        rows = [{"step": 0, **trainer.evaluate(samples_per_prompt=curve_n)}]
         log(rows[0])
     started = time.perf_counter()
     start_step = trainer.step_count
@@ -721,7 +737,7 @@ def train(settings: Settings, progress: bool = True) -> dict:
     while trainer.step_count < s.steps:
         row = {"step": trainer.step_count + 1, **trainer.step()}
         if row["step"] % s.eval_every == 0 or row["step"] == s.steps:
-            row.update(trainer.evaluate())
+            row.update(trainer.evaluate(samples_per_prompt=curve_n if row["step"] == s.steps else None))
             last_eval = row["eval/accuracy"]
         log(row)
         if row["step"] % s.save_every == 0:

@@ -4,7 +4,7 @@ asym-eval run    --model DIR --benchmarks math500,aime24,... --output_dir OUT
 asym-eval grade  --input F.jsonl --output G.jsonl
 asym-eval regrade OUT   (grade a run folder's saved responses again with this grader)
 asym-eval select --checkpoints RUN/ckpt [--final RUN/final] --benchmarks ... --output_dir OUT
-asym-eval plot   --runs NAME=OUT ... --output bars.png  |  --sweep SELECT_OUT --output sweep.png
+asym-eval plot   --runs NAME=OUT ... --output bars.png [--pass_curve]  |  --sweep SELECT_OUT --output sweep.png
 asym-eval table  --runs NAME=OUT ... [--paper] [--format md|csv|latex]
 """
 
@@ -327,12 +327,16 @@ def cmd_select(args) -> int:
 
 def cmd_plot(args) -> int:
     from asym_eval.files import check_output_file
-    from asym_eval.plots import plot_runs, plot_sweep
+    from asym_eval.plots import plot_pass_curves, plot_runs, plot_sweep
 
     if bool(args.runs) == bool(args.sweep):
         raise ValueError("plot: give either --runs NAME=OUT ... or --sweep SELECT_OUT")
+    if args.pass_curve and not args.runs:
+        raise ValueError("--pass_curve: draws run outputs; give --runs NAME=OUT ...")
     check_output_file(args.output, "--output")
-    if args.runs:
+    if args.pass_curve:
+        plot_pass_curves(args.runs, args.output)
+    elif args.runs:
         for pair in plot_runs(args.runs, args.output):
             print(f"note: {pair} was not evaluated; drawn as n/a")
     else:
@@ -426,6 +430,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--runs", nargs="+", metavar="NAME=OUT", help="run folders (from asym-eval run) to compare"
     )
     plot.add_argument("--sweep", help="folder written by asym-eval select")
+    plot.add_argument(
+        "--pass_curve",
+        action="store_true",
+        help="with --runs: unbiased pass@k against k (1, 2, 4, ... up to the samples) per benchmark, a CSV "
+        "beside each image; one image per benchmark (OUTPUT_<benchmark>) when there are several",
+    )
     plot.add_argument("--output", required=True, help="image file to write (.png, .pdf, .svg)")
     plot.set_defaults(handler=cmd_plot)
 

@@ -38,7 +38,7 @@ from asym_eval.generation import (
     prompt_seed,
 )
 from asym_eval.grading import DEFAULT_TIMEOUT_S, GRADER_VERSION, GradeRequest
-from asym_eval.scoring import PAPER_BENCHMARKS, benchmark_scores, markdown_table
+from asym_eval.scoring import PAPER_BENCHMARKS, benchmark_scores, markdown_table, pass_curve_table
 
 # Prompts per chunk for a backend that names no default of its own.
 DEFAULT_CHUNK_SIZE = 64
@@ -453,7 +453,8 @@ def _summarize(benchmarks, n, done, model: str, run_name: str | None, out: Path,
         if left_out:  # --long_prompts skip: the score is over the prompts that fit
             scores[benchmark.name]["skipped_long_prompts"] = len(left_out)
     name = run_name or Path(model).name
-    table = markdown_table({name: scores})
+    # The pass@k curve (every power of 2 up to the samples): exploration shows at large k, not in Avg@k.
+    table = markdown_table({name: scores}) + "\n\nUnbiased pass@k (%):\n\n" + pass_curve_table(scores)
     summary = {
         "model": str(Path(model).resolve()),
         "benchmarks": scores,

@@ -78,3 +78,86 @@ def plot_sweep(folder: str, output: str) -> None:
     figure.tight_layout()
     figure.savefig(output, dpi=150)
     plt.close(figure)
+
+
+def draw_pass_curves(
+    curves: dict[str, dict[int, tuple[float, float | None, float | None]]],
+    output: Path,
+    title: str,
+    dashed: frozenset[str] = frozenset(),
+    colors: dict[str, str] | None = None,
+) -> None:
+    """pass@k against k (log2 axis), the figure exploration papers draw, and its CSV beside it.
+
+    ``curves``: label -> {k: (mean, low, high)}, values in [0, 1] or percent as given; low/high None draws no
+    band (one run). Labels in ``dashed`` (a starting point, say) are drawn dashed. Writes ``output`` (its
+    suffix picks the format) and ``output`` with ``.csv``: label, k, mean, low, high.
+    """
+    import csv
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    output = Path(output)
+    figure, axis = plt.subplots(figsize=(6.4, 4.4))
+    rows = []
+    for index, (label, curve) in enumerate(curves.items()):
+        ks = sorted(curve)
+        means = [curve[k][0] for k in ks]
+        color = (colors or {}).get(label, f"C{index % 10}")
+        axis.plot(
+            ks, means, marker="o", markersize=3, color=color, label=label,
+            linestyle="--" if label in dashed else "-",
+        )  # fmt: skip
+        if all(curve[k][1] is not None for k in ks):
+            axis.fill_between(
+                ks, [curve[k][1] for k in ks], [curve[k][2] for k in ks], color=color, alpha=0.15
+            )
+        rows += [(label, k, *curve[k]) for k in ks]
+    axis.set_xscale("log", base=2)
+    ks_all = sorted({k for curve in curves.values() for k in curve})
+    axis.set_xticks(ks_all, [str(k) for k in ks_all])
+    axis.set_xlabel("k (samples per problem)")
+    axis.set_ylabel("unbiased pass@k")
+    axis.set_title(title, fontsize=10)
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(output, dpi=120)
+    plt.close(figure)
+    with open(output.with_suffix(".csv"), "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["curve", "k", "mean", "low", "high"])
+        writer.writerows(rows)
+
+
+def plot_pass_curves(run_specs: list[str], output: str) -> None:
+    """``asym-eval plot --pass_curve``: per benchmark, pass@k against k for each run (``summary.json``'s
+    ``pass_at``, every power of 2 up to its samples); several OUT under one NAME are averaged."""
+    by_name: dict[str, list[dict]] = {}
+    for spec in run_specs:
+        name, _, folder = spec.rpartition("=")
+        by_name.setdefault(name or Path(folder).name, []).append(
+            _read_json(Path(folder) / "summary.json", "--runs")["benchmarks"]
+        )
+    benchmarks = list(dict.fromkeys(b for runs in by_name.values() for scores in runs for b in scores))
+    output_path = Path(output)
+    for benchmark in benchmarks:
+        curves = {}
+        for name, runs in by_name.items():
+            points = [scores[benchmark].get("pass_at", {}) for scores in runs if benchmark in scores]
+            ks = sorted(set.intersection(*(set(p) for p in points)), key=int) if points else []
+            if ks:
+                curves[name] = {int(k): (sum(p[k] for p in points) / len(points), None, None) for k in ks}
+        if not curves:
+            raise ValueError(
+                f"--runs: no run has a pass@k curve for {benchmark} (made before asym-eval logged it?)"
+            )
+        path = (
+            output_path
+            if len(benchmarks) == 1
+            else output_path.with_name(f"{output_path.stem}_{benchmark}{output_path.suffix}")
+        )
+        draw_pass_curves(curves, path, f"{display_name(benchmark)}: unbiased pass@k (%)")

@@ -8,6 +8,8 @@ Avg@k (SPEC §6) = mean over problems of (correct samples / k). pass@k is the un
 0.625
 >>> pass_at_k(n=4, c=1, k=2)  # 1 - C(3,2)/C(4,2) = 1 - 3/6
 0.5
+>>> pass_k_values(12)  # every power of 2 up to n, and n
+[1, 2, 4, 8, 12]
 """
 
 from __future__ import annotations
@@ -46,8 +48,24 @@ def mean_pass_at_k(correct_by_problem: list[list[int]], k: int) -> float:
     return sum(pass_at_k(len(row), sum(row), k) for row in correct_by_problem) / len(correct_by_problem)
 
 
+def pass_k_values(n: int) -> list[int]:
+    """The k of a pass@k curve from n samples per problem: 1, 2, 4, ... up to n, and n itself."""
+    if n < 1:
+        raise ValueError(f"pass@k needs n >= 1 samples, got {n}")
+    return sorted({2**e for e in range(n.bit_length()) if 2**e <= n} | {n})
+
+
+def pass_at_k_curve(correct_by_problem: list[list[int]]) -> dict[int, float]:
+    """``{k: mean unbiased pass@k}`` for every k of ``pass_k_values(n)``, n the fewest samples of a problem
+    (so that every problem has an unbiased estimate at every k)."""
+    if not correct_by_problem:
+        return {}
+    n = min(len(row) for row in correct_by_problem)
+    return {k: mean_pass_at_k(correct_by_problem, k) for k in pass_k_values(n)}
+
+
 def benchmark_scores(correct_by_problem: list[list[int]], k: int) -> dict:
-    """Percentages, as in Table 1."""
+    """Percentages, as in Table 1; ``pass_at`` is the pass@k curve over every power of 2 up to the samples."""
     return {
         "k": k,
         "problems": len(correct_by_problem),
@@ -55,6 +73,7 @@ def benchmark_scores(correct_by_problem: list[list[int]], k: int) -> dict:
         "avg_at_k": 100.0 * avg_at_k(correct_by_problem),
         "pass_at_k": 100.0 * mean_pass_at_k(correct_by_problem, k),
         "pass_at_1": 100.0 * mean_pass_at_k(correct_by_problem, 1),
+        "pass_at": {str(kk): 100.0 * v for kk, v in pass_at_k_curve(correct_by_problem).items()},
     }
 
 
@@ -86,3 +105,13 @@ def _k(rows, benchmark) -> int:
 
 def _fmt(value: float | None) -> str:
     return "" if value is None else f"{value:.2f}"
+
+
+def pass_curve_table(scores: dict[str, dict]) -> str:
+    """One run's pass@k curve per benchmark (``benchmark_scores``' ``pass_at``), in percent, k as columns."""
+    ks = sorted({int(k) for s in scores.values() for k in s.get("pass_at", {})})
+    lines = ["| benchmark | " + " | ".join(f"pass@{k}" for k in ks) + " |", "|" + "---|" * (len(ks) + 1)]
+    for benchmark, s in scores.items():
+        cells = [_fmt(s.get("pass_at", {}).get(str(k))) for k in ks]
+        lines.append(f"| {display_name(benchmark)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
