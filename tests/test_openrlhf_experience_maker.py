@@ -218,3 +218,21 @@ def test_a_beta_schedule_moves_beta_with_the_trainers_step():
 def test_bad_schedule_or_weight_flags_are_refused_naming_the_flag(flags, flag):
     with pytest.raises(ValueError, match=f"^{flag}"):
         make_args(*flags)
+
+
+def test_advantages_that_are_not_finite_stop_the_step_naming_the_group(monkeypatch):
+    """No flag in range gives a non-finite advantage today (beta <= 4), but a new entry or option could: the step
+    must stop there, naming the group, not hand NaN to the loss (every weight would turn NaN without a word)."""
+    from asym_openrlhf.integration import experience_maker
+
+    def one_group_nan(name, correct, options):
+        advantages = compute_advantages(name, correct, options)
+        advantages[2, 0] = float("nan")
+        return advantages
+
+    monkeypatch.setattr(experience_maker, "compute_advantages", one_group_nan)
+    args = make_args("--advantage_estimator", "asym_grpo")
+    with pytest.raises(
+        ValueError, match=r"advantages are not finite at step 1: asym_grpo .* correct = \[1, 0, 1"
+    ):
+        make_maker(AsymExperienceMaker, args).compute_advantages_and_returns(make_experiences(CORRECT))

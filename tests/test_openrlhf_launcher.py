@@ -76,6 +76,43 @@ BAD_INPUT = {
         GOOD + ["--advantage_estimator", "asym_grpo", "--reward.overlong_buffer_len", "512"],
         "--reward.overlong_buffer_len",
     ),
+    # Upstream deals each of 2 ranks ceil(3 / 2) = 2 of 3 rollout micro-batches: the ranks would wait forever.
+    "rollout batch split unevenly over ranks": (
+        GOOD
+        + [
+            "--actor.num_gpus_per_node",
+            "2",
+            "--rollout.batch_size",
+            "3",
+            "--rollout.micro_batch_size",
+            "8",
+            "--train.batch_size",
+            "8",
+            "--train.micro_batch_size",
+            "1",
+        ],
+        "--rollout.micro_batch_size",
+    ),  # fmt: skip
+    "rollout batch not whole optimizer batches": (
+        GOOD + ["--actor.num_gpus_per_node", "1", "--rollout.batch_size", "4", "--train.batch_size", "12"],
+        "--train.batch_size",
+    ),
+    "optimizer batch not split over ranks": (
+        GOOD
+        + [
+            "--actor.num_gpus_per_node",
+            "4",
+            "--rollout.batch_size",
+            "4",
+            "--rollout.micro_batch_size",
+            "8",
+            "--train.batch_size",
+            "8",
+            "--train.micro_batch_size",
+            "4",
+        ],
+        "--train.micro_batch_size",
+    ),  # fmt: skip
     "no binary score": (
         with_flag(GOOD, "--reward.remote_url") + ["--advantage_estimator", "asym_grpo"],
         "--reward.remote_url",
@@ -229,3 +266,19 @@ def test_on_a_cpu_machine_a_dry_run_works_and_a_real_launch_refuses_in_one_line(
     errors = [line for line in real.stderr.splitlines() if "error:" in line]
     assert len(errors) == 1 and "flash_attn_2_cuda" in errors[0], real.stderr[-2000:]
     assert "Traceback" not in real.stderr
+
+
+def test_a_prompt_set_smaller_than_one_rollout_batch_is_refused_before_ray(tmp_path, capsys):
+    """A real CPU launch (--cpu_backend) counts the prompts before Ray starts: 3 prompts cannot fill a rollout
+    batch of 4, and nothing would train."""
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text('{"input": "1+1", "label": "2"}\n' * 3)
+    argv = with_flag(GOOD, "--data.prompt_dataset", str(prompts)) + [
+        "--cpu_backend", "--vllm.num_engines", "1", "--vllm.sync_backend", "gloo",
+        "--ds.attn_implementation", "sdpa", "--actor.num_gpus_per_node", "1",
+        "--rollout.batch_size", "4", "--train.batch_size", "8",
+    ]  # fmt: skip
+    assert launcher.main(argv) == 2
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert line.startswith(f"{launcher.PROG}: error: --data.prompt_dataset: ") and "holds 3 prompts" in line
+    assert not ray.is_initialized()

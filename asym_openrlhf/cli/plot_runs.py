@@ -158,7 +158,8 @@ def _read_lite(folder: Path) -> dict[str, dict[int, float]]:
     return series
 
 
-def _read_tensorboard(event_folders: list[Path]) -> dict[str, dict[int, float]]:
+def tensorboard_events(event_folders: list[Path]) -> dict[str, list]:
+    """Every scalar event of every folder, by tag (a step logged by two launches appears twice)."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     events: dict[str, list] = {}
@@ -167,6 +168,11 @@ def _read_tensorboard(event_folders: list[Path]) -> dict[str, dict[int, float]]:
         accumulator.Reload()
         for tag in accumulator.Tags()["scalars"]:
             events.setdefault(tag, []).extend(accumulator.Scalars(tag))
+    return events
+
+
+def _read_tensorboard(event_folders: list[Path]) -> dict[str, dict[int, float]]:
+    events = tensorboard_events(event_folders)
     # A resumed run logs the steps after its last checkpoint again: the later write of a step wins.
     return {
         tag: {event.step: event.value for event in sorted(points, key=lambda e: e.wall_time)}

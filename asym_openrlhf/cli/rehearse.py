@@ -385,17 +385,20 @@ def failure_cause(log_path: Path) -> str:
 
 def judge(plan: Plan) -> list[str]:
     """What went wrong in a finished rehearsal (empty: nothing)."""
-    from asym_openrlhf.cli.plot_runs import read_run
+    from asym_openrlhf.cli.plot_runs import read_run, tensorboard_events
     from asym_openrlhf.integration import weight_sync_check
 
     problems = []
     final = plan.out / "final"
     if not (final / "config.json").is_file():
         problems.append(f"no final model in {final}")
-    run = read_run(plan.out / "tensorboard")
-    logged = sorted(run.series.get("train/policy_loss", {}))
+    # Each launch logs to its own folder: a step trained twice (a resume that restarted) appears twice here, a
+    # skipped one not at all.
+    event_folders = sorted({path.parent for path in (plan.out / "tensorboard").rglob("events.out.tfevents.*")})
+    logged = sorted(event.step for event in tensorboard_events(event_folders).get("train/policy_loss", []))
     if logged != list(range(1, plan.steps + 1)):
-        problems.append(f"steps logged {logged}, expected 1..{plan.steps} once each")
+        problems.append(f"steps trained {logged} over both launches, expected 1..{plan.steps} once each")
+    run = read_run(plan.out / "tensorboard")
     for tag, points in run.series.items():
         bad = [
             step for step, value in points.items() if value != value or value in (float("inf"), float("-inf"))

@@ -93,8 +93,9 @@ class AsymExperienceMaker(RemoteExperienceMaker):
             # A NaN advantage would reach the loss and the optimizer and turn every weight NaN without a word.
             bad = (~torch.isfinite(advantages)).any(dim=1).nonzero().flatten()
             raise ValueError(
-                f"advantages are not finite at step {self.step + 1}: {settings.estimator} with {options} gave "
-                f"{advantages[bad[0]].tolist()} for a group with correct = {correct[bad[0]].tolist()} "
+                f"advantages are not finite at step {self.step + 1}: {settings.estimator} (beta+ "
+                f"{options.beta_pos:g}, beta- {options.beta_neg:g}) gave {advantages[bad[0]].tolist()} for a group "
+                f"with correct = {correct[bad[0]].int().tolist()} "
                 f"({len(bad)} of {len(correct)} groups)"
             )
         per_sample = advantages.reshape(-1)[torch.tensor(indices)].split(lengths)
