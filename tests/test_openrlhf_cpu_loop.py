@@ -239,3 +239,14 @@ except RuntimeError as err:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "refused"
+
+
+def test_weights_that_turned_nan_on_both_sides_do_not_agree():
+    import torch
+
+    from asym_openrlhf.integration.weight_sync_check import max_abs_difference
+
+    assert max_abs_difference([[-0.5, -1.0]], torch.tensor([[-0.45, -1.0, 0.0]])) == pytest.approx(0.05)
+    nan = float("nan")
+    assert math.isnan(max_abs_difference([[nan, nan]], torch.tensor([[nan, nan]])))
+    assert math.isnan(max_abs_difference([[-0.5]], torch.tensor([[nan]])))

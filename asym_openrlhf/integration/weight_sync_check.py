@@ -61,14 +61,18 @@ def policy_batch(prompt_ids: list[list[int]], responses: list[list[int]], pad_id
 
 def max_abs_difference(vllm_logprobs: list[list[float]], policy_logprobs) -> float:
     """Largest |vLLM - policy| log-probability over every generated token (``policy_logprobs``: a ``(B, A)``
-    tensor)."""
+    tensor). NaN where either side is not finite: weights that turned NaN on both sides agree on nothing, and
+    ``max`` would drop a NaN."""
     import torch
 
     worst = 0.0
     for row, values in enumerate(vllm_logprobs):
         if values:
             expected = torch.tensor(values, dtype=torch.float32)
-            worst = max(worst, (policy_logprobs[row, : len(values)].float() - expected).abs().max().item())
+            observed = policy_logprobs[row, : len(values)].float()
+            if not (torch.isfinite(expected).all() and torch.isfinite(observed).all()):
+                return float("nan")
+            worst = max(worst, (observed - expected).abs().max().item())
     return worst
 
 
