@@ -394,7 +394,9 @@ def judge(plan: Plan) -> list[str]:
         problems.append(f"no final model in {final}")
     # Each launch logs to its own folder: a step trained twice (a resume that restarted) appears twice here, a
     # skipped one not at all.
-    event_folders = sorted({path.parent for path in (plan.out / "tensorboard").rglob("events.out.tfevents.*")})
+    event_folders = sorted(
+        {path.parent for path in (plan.out / "tensorboard").rglob("events.out.tfevents.*")}
+    )
     logged = sorted(event.step for event in tensorboard_events(event_folders).get("train/policy_loss", []))
     if logged != list(range(1, plan.steps + 1)):
         problems.append(f"steps trained {logged} over both launches, expected 1..{plan.steps} once each")

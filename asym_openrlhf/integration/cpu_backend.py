@@ -42,6 +42,9 @@ vLLM 0.29's CPU linear layers prepack their weight and drop  vLLM's own per-laye
 the parameter ``load_weights`` writes to                     (``_cpu_skip_gemm_dispatch``: ``F.linear`` on the
 (vllm/model_executor/layers/linear.py l.205-215)             kept weight), so the weight sync can update it
 ``flash_attn_2_cuda`` (flash-attn's compiled kernels)        ``kernel_placeholder``: imports, raises if called
+DeepSpeed 0.19.6's async collectives, of which ZeRO-3 waits   run to completion when launched (``async_op`` off):
+on the last only (runtime/zero/partition_parameters.py      gloo finishes each op on its own, not in launch order
+l.2082, NCCL orders one stream's ops)
 ZeRO-3 parameter prefetch (``stage3_prefetch_bucket_size``,  off (0): see below
 "auto" in utils/deepspeed/deepspeed_utils.py l.33)
 ==========================================================  ======================================================
@@ -136,6 +139,45 @@ def _without_zero3_prefetch(build_config: Callable) -> Callable:
     return build_config_without_prefetch
 
 
+class _FinishedWork:
+    """What an async collective returns once it has already completed."""
+
+    def wait(self, timeout=None) -> bool:
+        return True
+
+    def is_completed(self) -> bool:
+        return True
+
+
+def _synchronous(collective: Callable) -> Callable:
+    def run_to_completion(*args, **kwargs):
+        if not kwargs.get("async_op"):
+            return collective(*args, **kwargs)
+        kwargs["async_op"] = False
+        collective(*args, **kwargs)
+        return _FinishedWork()
+
+    return run_to_completion
+
+
+# DeepSpeed's async collectives that ZeRO-3 launches in a row and then waits on the last of only
+# (runtime/zero/partition_parameters.py l.2082 "Wait ensures the operation is enqueued": NCCL runs one stream's ops
+# in order, so the last one done means all are). Gloo completes each op on its own, and the parameters of the
+# earlier ones were read half-written: on two ranks every weight came out NaN after step 1 in 2 of 3 runs.
+ASYNC_COLLECTIVES = (
+    "all_gather",
+    "all_gather_into_tensor",
+    "allgather_fn",
+    "all_reduce",
+    "reduce_scatter_fn",
+)
+
+
+def _patch_deepspeed_comm(module) -> None:  # deepspeed.comm
+    for name in ASYNC_COLLECTIVES:
+        setattr(module, name, _synchronous(getattr(module, name)))
+
+
 def _patch_deepspeed_strategy(module) -> None:  # openrlhf.utils.deepspeed.deepspeed
     build_mesh = module.init_device_mesh
 
@@ -208,6 +250,7 @@ def _patch_vllm_linear(module) -> None:  # vllm.model_executor.layers.linear
 
 # Module -> its redirection, applied right after the module is imported (or at once if it already is).
 MODULE_PATCHES: dict[str, Callable] = {
+    "deepspeed.comm": _patch_deepspeed_comm,
     "openrlhf.utils.deepspeed.deepspeed": _patch_deepspeed_strategy,
     "openrlhf.trainer.ppo_utils.replay_buffer": _patch_replay_buffer,
     "openrlhf.utils.distributed_util": _patch_distributed_util,
