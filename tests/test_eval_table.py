@@ -85,7 +85,9 @@ def outputs(tmp_path_factory):
     for model in ("base", "mine", "ckpt/global_step10_hf", "ckpt/global_step20_hf"):
         (root / "models" / model).mkdir(parents=True)
         (root / "models" / model / "config.json").write_text("{}")
-        (root / "models" / model / "model.safetensors").write_bytes(b"")  # the scripted backend never reads it
+        (root / "models" / model / "model.safetensors").write_bytes(
+            b""
+        )  # the scripted backend never reads it
     patch = pytest.MonkeyPatch()
     patch.setattr(harness, "make_backend", lambda name, model_dir, options: ScriptedBackend(model_dir))
     common = ["--benchmarks", BENCHMARKS, "--limit", str(LIMIT), "--backend", "hf", "--workers", "1"]

@@ -37,8 +37,12 @@ def script_environment(tmp: Path, **extra: str) -> dict[str, str]:
     """The script's DATA_DIR holds files with the keys it reads (rehearse checks them, then swaps in addition)."""
     data = tmp / "data"
     data.mkdir(parents=True, exist_ok=True)
-    for name in ("math_train.jsonl", "math500.jsonl"):
-        (data / name).write_text(json.dumps({"prompt": "What is 1+1?", "label": "2"}) + "\n")
+    for name, datasource in (
+        ("math_train.jsonl", "math"),
+        ("math500.jsonl", "math500"),
+    ):  # as prepare-data writes
+        record = {"prompt": "What is 1+1?", "label": "2", "datasource": datasource}
+        (data / name).write_text(json.dumps(record) + "\n")
     env = {key: value for key, value in os.environ.items() if key != "ASYM_CPU_BACKEND"}
     return {**env, "DATA_DIR": str(data), "SAVE_DIR": str(tmp / "save"), **extra}
 
@@ -145,18 +149,22 @@ def test_vllm_after_the_sync_generates_what_the_saved_checkpoint_computes(resume
 
 def test_a_sync_that_does_nothing_stops_the_run_in_one_line(tmp_path):
     """vLLM's workers receive the broadcast and drop it (tests/cpu_loop_support/weight_sync_dropped): the check
-    after step 1 finds vLLM on the warm start's weights and stops the run. One rank with ZeRO-2 (the other
-    configuration the scripts could take)."""
+    after the first step that moves the policy finds vLLM on the warm start's weights and stops the run. One rank
+    with ZeRO-2 (the other configuration the scripts could take). The check tells a stale engine from bf16 noise
+    (up to 0.09 here) only once the policy has moved further: one step at lr 5e-4 moved it 0.11, so this test
+    takes a larger step (lr 1e-2). A step whose groups are all solved or all failed does not move it at all."""
     env = script_environment(tmp_path)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(BROKEN_SYNC), env.get("PYTHONPATH")]))
     result, out = rehearse(
-        tmp_path, "--ranks", "1", str(SCRIPT), "--actor.adam.lr", str(LR), "--ds.zero_stage", "2", env=env
+        tmp_path, "--ranks", "1", str(SCRIPT), "--actor.adam.lr", "1e-2", "--ds.zero_stage", "2", env=env
     )
     last = result.stdout.strip().splitlines()[-1]
     assert result.returncode == 1, result.stdout + result.stderr
-    assert last.startswith("[rehearse] FAILED: WeightSyncError: weight sync check failed after step 1"), last
+    assert re.match(
+        r"\[rehearse\] FAILED: WeightSyncError: weight sync check failed after step [12]:", last
+    ), last
     record = weight_sync_check_records(out)[-1]
-    assert record["global_step"] == 1 and record["max_abs_logprob_diff"] > 0.15
+    assert not record["max_abs_logprob_diff"] <= 0.15
 
 
 def weight_sync_check_records(out: Path) -> list[dict]:

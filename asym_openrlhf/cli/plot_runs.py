@@ -16,6 +16,7 @@ import argparse
 import csv
 import json
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -223,6 +224,10 @@ def panel_series(seeds: list[RunLog], panel: Panel, factor: float, over_steps: b
     found, missing = [], []
     for run in seeds:
         key = panel.openrlhf if run.kind == OPENRLHF else panel.lite
+        if panel is VAL_ACC and run.kind == OPENRLHF and key not in run.series:
+            # a run validated on another set than MATH-500: its one eval_<datasource>_pass1, if it has one
+            others = [tag for tag in run.series if re.fullmatch(r"eval/eval_\w+_pass1", tag)]
+            key = others[0] if len(others) == 1 else key
         points = run.series.get(key) if key else None
         if not points:
             missing.append(run)
