@@ -33,7 +33,7 @@ runs=()
 for seed in $SEEDS; do
   run=$WORK_DIR/openrlhf/seed$seed
   if [[ ! -f $run/final/config.json ]]; then
-    rm -rf "$run"
+    rm -rf "$run" && mkdir -p "$run"
     echo "[compare] OpenRLHF seed $seed: $STEPS steps (log: $run.log)" >&2
     "$PYTHON" -m asym_openrlhf.cli.train_ppo_ray --cpu_backend \
       --advantage_estimator asym_grpo --asym.beta_pos 0.9 --asym.beta_neg 0.4 \
