@@ -218,3 +218,18 @@ def test_a_beta_schedule_moves_beta_with_the_trainers_step():
 def test_bad_schedule_or_weight_flags_are_refused_naming_the_flag(flags, flag):
     with pytest.raises(ValueError, match=f"^{flag}"):
         make_args(*flags)
+
+
+def test_samples_without_a_reward_stop_the_step_naming_the_cause():
+    """Upstream leaves a sample's reward None when the reward function raised (our grader, broken); the batch
+    must not go on (upstream would then fail deep inside, or ask for a reward model that is not there)."""
+    args = make_args("--advantage_estimator", "asym_grpo")
+    samples = [SimpleNamespace(rewards=torch.tensor([1.0])) for _ in range(4)]
+    samples[1].rewards = None
+    maker = make_maker(AsymExperienceMaker, args)
+    with pytest.raises(RuntimeError, match=r"^1 of 4 rollouts have no reward: the reward function raised"):
+        maker.make_experience_batch(samples)
+    for sample in samples:  # all of them: no reward model stands behind them either
+        sample.rewards = None
+    with pytest.raises(RuntimeError, match=r"^4 of 4 rollouts have no reward"):
+        maker.make_experience_batch(samples)
