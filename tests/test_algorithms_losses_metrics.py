@@ -13,10 +13,12 @@ from asym_openrlhf.algorithms.losses import (
     clip_cov_drop,
     clipped_surrogate_loss,
     controlled_token_loss,
+    cov_generator,
     entropy_regularized,
     entropy_shaped_advantages,
     kl_cov_select,
     masked_mean,
+    stochastic_count,
     token_covariance,
     top_entropy_keep,
 )
@@ -207,10 +209,10 @@ def test_token_covariance_is_the_centred_product_over_response_tokens():
 def test_covariance_selections_and_top_entropy_pick_the_documented_tokens():
     mask = torch.ones(2, 5, dtype=torch.long)
     cov = torch.tensor([[0.5, 2.0, 3.0, 9.0, -1.0], [1.5, 4.9, 0.0, 6.0, 2.5]])
-    # KL-Cov: max(1, int(0.3 * 10)) = 3 tokens of largest covariance: 9, 6, 4.9
+    # KL-Cov: 0.3 * 10 = 3 tokens (a whole number: no rounding to draw) of largest covariance: 9, 6, 4.9
     assert kl_cov_select(cov, mask, 0.3).nonzero().tolist() == [[0, 3], [1, 1], [1, 3]]
     # Clip-Cov: eligible 1 < cov < 5 and not already clipped: (0,1) 2.0, (0,2) 3.0, (1,0) 1.5, (1,1) 4.9,
-    # (1,4) 2.5 minus the clipped (0,2); int(0.2 * 10) = 2 of them at random
+    # (1,4) 2.5 minus the clipped (0,2); 0.2 * 10 = 2 of them at random
     clipped = torch.zeros(2, 5, dtype=torch.bool)
     clipped[0, 2] = True
     drop = clip_cov_drop(cov, mask, clipped, 0.2, 1.0, 5.0, torch.Generator().manual_seed(0))
@@ -228,17 +230,19 @@ def test_controlled_token_loss_without_control_is_the_clipped_surrogate():
     old = log_probs - 0.3  # ratio e^0.3 = 1.35: the clip at 1.2 is active where A > 0
     plain = clipped_surrogate_loss(log_probs, old, advantages, 0.2, 0.2)
     controlled = controlled_token_loss(log_probs, old, advantages, mask, 0.2, 0.2)
-    assert torch.equal(plain[0], controlled[0]) and torch.equal(plain[1], controlled[1])
+    assert torch.equal(plain[0], controlled[0]) and torch.equal(plain[1] & mask.bool(), controlled[1])
+    assert controlled[1].any() and not controlled[2].any()
 
 
 def test_kl_cov_drops_the_clip_and_penalises_its_tokens():
     log_probs, advantages, mask = _token_batch()
     old = log_probs - 0.3
-    control = TokenControl(cov_mode="kl_cov", cov_ratio=0.2, kl_cov_coef=2.0)  # int(0.2 * 5) = 1 token
-    loss, cut = controlled_token_loss(log_probs, old, advantages, mask, 0.2, 0.2, control)
+    control = TokenControl(cov_mode="kl_cov", cov_ratio=0.2, kl_cov_coef=2.0)  # 0.2 * 5 = 1 token
+    loss, clipped, cov = controlled_token_loss(log_probs, old, advantages, mask, 0.2, 0.2, control)
     selected = kl_cov_select(token_covariance(log_probs, advantages, mask), mask, 0.2)
     want = -math.exp(0.3) * advantages + 2.0 * 0.3 * selected  # unclipped surrogate + coef * |log-ratio|
-    assert torch.allclose(loss, want) and int(selected.sum()) == 1 and not cut.any()
+    assert torch.allclose(loss, want) and int(selected.sum()) == 1
+    assert torch.equal(cov, selected) and not clipped.any()  # no ratio clip under KL-Cov
 
 
 def test_clip_cov_and_top_entropy_cut_the_gradient_of_exactly_their_tokens():
@@ -246,11 +250,73 @@ def test_clip_cov_and_top_entropy_cut_the_gradient_of_exactly_their_tokens():
     log_probs = log_probs.clone().requires_grad_(True)
     entropy = torch.tensor([[0.1, 3.0, 0.2], [2.0, 0.3, 9.0]])  # the padded 9.0 must not be kept
     control = TokenControl(top_entropy_rho=0.4)  # ceil(0.4 * 5) = 2 tokens: (0,1) and (1,0)
-    loss, cut = controlled_token_loss(
+    loss, clipped, cov = controlled_token_loss(
         log_probs, log_probs.detach(), advantages, mask, 0.2, 0.2, control, entropy
     )
     (loss * mask).sum().backward()
     kept = log_probs.grad != 0
     assert kept.nonzero().tolist() == [[0, 1], [1, 0]]
     assert loss[0, 1].item() == pytest.approx(-2.0 / 0.4)  # -ratio * A at ratio 1, scaled by 1/rho
-    assert cut.sum().item() == 3  # the other response tokens
+    assert not clipped.any() and not cov.any()  # ratio 1: no PPO clip; no Cov mode
+
+
+def test_stochastic_count_has_the_expected_mean():
+    generator = torch.Generator().manual_seed(0)
+    draws = torch.tensor([stochastic_count(0.48, generator) for _ in range(20_000)], dtype=torch.float)
+    assert set(draws.unique().tolist()) == {0.0, 1.0}
+    # Bernoulli(0.48): sd of the mean sqrt(0.48 * 0.52 / 20000) = 0.0035; verl's max(1, int(0.48)) is 1
+    assert abs(draws.mean().item() - 0.48) < 4 * 0.0035
+    assert stochastic_count(3.0, generator) == 3
+
+
+def _script_micro_batches(rows, max_len, mean_len, count, seed=0):
+    """``count`` micro-batches of ``rows`` responses padded to ``max_len``, lengths uniform around ``mean_len``:
+    the shapes the launch scripts train on. Log-probs as a policy's (<= 0); one advantage per rollout, +2 and -2
+    in turn, so that Clip-Cov has many eligible tokens (1 < Cov < 5) and only the count limits it."""
+    generator = torch.Generator().manual_seed(seed)
+    for _ in range(count):
+        lengths = torch.randint(mean_len // 6, 2 * mean_len - mean_len // 6, (rows, 1), generator=generator)
+        mask = (torch.arange(max_len)[None, :] < lengths).long()  # (rows, max_len)
+        log_probs = -torch.empty(rows, max_len).exponential_(1.0, generator=generator)
+        advantages = (2.0 - 4.0 * (torch.arange(rows) % 2))[:, None].expand(rows, max_len) * mask
+        yield log_probs, advantages, mask
+
+
+@pytest.mark.parametrize("mode", ["kl_cov", "clip_cov"])
+@pytest.mark.parametrize(
+    "rows,max_len,mean_len",
+    [(2, 4096, 1200), (4, 2560, 600)],  # --train.micro_batch_size of qwen3-4b/ and of qwen2.5-math-1.5b/
+    ids=["qwen3-4b", "qwen2.5-math-1.5b"],
+)
+def test_cov_acts_on_the_configured_fraction_at_the_scripts_micro_batches(mode, rows, max_len, mean_len):
+    """2e-4 x about 2,400 tokens is 0.48 a micro-batch: verl's max(1, int(.)) acted on 1 (4.2e-4 for KL-Cov,
+    the issue measured 3.0e-4 for Clip-Cov). The stochastic count gives 2e-4 within sampling error."""
+    ratio, selected, tokens, variance = 2e-4, 0, 0, 0.0
+    control = TokenControl(cov_mode=mode, cov_ratio=ratio)
+    batches = _script_micro_batches(rows, max_len, mean_len, count=1000)
+    for index, (log_probs, advantages, mask) in enumerate(batches):
+        _, _, cov = controlled_token_loss(
+            log_probs, log_probs, advantages, mask, 0.2, 0.2, control, generator=cov_generator(7, 0, index)
+        )
+        expected = ratio * int(mask.sum())
+        selected, tokens = selected + int(cov.sum()), tokens + int(mask.sum())
+        variance += (expected % 1) * (1 - expected % 1)  # of one stochastic count
+    assert abs(selected - ratio * tokens) < 4 * math.sqrt(variance), (selected / tokens, ratio)
+
+
+def test_cov_draws_depend_only_on_seed_step_and_micro_batch():
+    """Two ranks holding the same micro-batch (ring attention, tensor parallelism) pick the same tokens even
+    when torch's global generator differs between them; another step picks others."""
+    log_probs, advantages, mask = next(_script_micro_batches(2, 4096, 1200, count=1))
+    control = TokenControl(cov_mode="clip_cov", cov_ratio=0.01)  # about 24 of the eligible tokens
+
+    def rank(global_seed, step):
+        torch.manual_seed(global_seed)
+        generator = cov_generator(seed=42, step=step, micro_batch=3)
+        return controlled_token_loss(
+            log_probs, log_probs, advantages, mask, 0.2, 0.2, control, generator=generator
+        )[2]
+
+    first = rank(global_seed=0, step=5)
+    assert first.sum() > 0 and torch.equal(first, rank(global_seed=1, step=5))
+    assert not torch.equal(first, rank(global_seed=0, step=6))

@@ -4,12 +4,15 @@ hostile inputs, threads, and the process pool's hard limits (a worker that hangs
 
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 
 import pytest
 from asym_eval.grading import (
     GradeRequest,
+    grade_in_this_process,
     grade_response,
     grade_without_parser,
     last_boxed,
@@ -17,7 +20,7 @@ from asym_eval.grading import (
     normalize,
     split_top_level,
 )
-from asym_eval.pool import GradingPool
+from asym_eval.pool import GradingPool, ThreadGradingService, default_num_workers
 
 QWEN_STYLE = (
     "To find the distance, we use the formula $d = rt$. Since they bike toward each other, their combined "
@@ -282,6 +285,115 @@ def test_pool_grades_in_order_and_isolates_a_hung_or_killed_worker():
             results = pool.grade([slow] + requests, progress=False)
             assert results[0].correct is False and results[0].reason == reason
             assert [r.correct for r in results[1:]] == [e for _, _, e in GRADING_TABLE[:8]]
+
+
+# A runaway sum inside $...$ (15,000 characters): math-verify's parser takes about a second on it, off any fast
+# path, so a worker is busy with it for that long; its verdict is "wrong".
+RUNAWAY_SUM = "So we compute $" + "+".join(str(1000 + i) for i in range(3000)) + "$"
+
+
+def _grade_in_threads(service, requests):
+    results = [None] * len(requests)
+
+    def grade(index):
+        results[index] = service.grade(requests[index])
+
+    threads = [threading.Thread(target=grade, args=(i,)) for i in range(len(requests))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    return results
+
+
+def test_thread_service_grades_several_parser_bound_pairs_at_once():
+    """Upstream grades each sample in its own thread; the old single worker behind a lock took them one by one."""
+    service = ThreadGradingService(2, timeout_s=5.0)
+    try:
+        requests = [GradeRequest(RUNAWAY_SUM, "42")] * 4 + [GradeRequest("\\boxed{\\frac{2}{4}}", "0.5")]
+        results = _grade_in_threads(service, requests)
+        assert [r.correct for r in results] == [False] * 4 + [True]
+        assert results[-1].reason == "boxed:verify"  # it went through a worker's parser
+        assert service.max_busy == 2
+    finally:
+        service.close()
+
+
+def test_thread_service_loses_only_the_pair_of_a_killed_worker():
+    service = ThreadGradingService(2, timeout_s=5.0)
+    try:
+
+        def kill_one_busy_worker():
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                with service.lock:
+                    busy = [w for w in service.in_use if w.process.pid is not None]
+                if len(busy) == 2:
+                    os.kill(busy[0].process.pid, signal.SIGKILL)
+                    return
+                time.sleep(0.01)
+
+        killer = threading.Thread(target=kill_one_busy_worker)
+        killer.start()
+        results = _grade_in_threads(service, [GradeRequest(RUNAWAY_SUM, "42")] * 2)
+        killer.join()
+        assert sorted(r.reason for r in results) == [
+            "last_expression:verify",
+            "worker_crashed (exit code -9)",
+        ]
+        # the killed worker was replaced: the service still grades on two workers
+        assert service.grade(GradeRequest("\\boxed{\\frac{2}{4}}", "0.5")).correct
+    finally:
+        service.close()
+
+
+def test_grading_in_a_thread_under_the_watchdog_keeps_the_limit():
+    """The fallback where no worker process can start: the calling thread grades under a watchdog."""
+    results = {}
+
+    def grade():
+        start = time.monotonic()
+        results["tower"] = grade_in_this_process(HOSTILE["power_tower"], "5", timeout_s=1.0)
+        results["seconds"] = time.monotonic() - start
+        results["after"] = grade_in_this_process("\\boxed{\\frac{2}{4}}", "0.5")  # no late timeout lands
+
+    thread = threading.Thread(target=grade)
+    thread.start()
+    thread.join(60)
+    assert results["tower"].reason == "timeout" and results["seconds"] < 2.5
+    assert results["after"].correct and results["after"].reason == "boxed:verify"
+
+
+def test_a_script_without_a_main_guard_is_graded_in_its_threads(tmp_path):
+    """Its workers re-import the script and die at start: the grader must not score every pair 0 (the old
+    pool raised after its failed starts, and the reward scored 0), and says what to do."""
+    script = tmp_path / "unguarded.py"
+    script.write_text(
+        "import threading\n"
+        "from asym_eval.grading import grade_response\n"
+        "results = []\n"
+        "thread = threading.Thread(target=lambda: results.append(grade_response('\\\\boxed{\\\\frac{2}{4}}', '0.5')))\n"
+        "thread.start()\n"
+        "thread.join()\n"
+        "print('RESULT', results[0].correct, results[0].reason)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "RESULT True boxed:verify" in done.stdout, (done.stdout[-2000:], done.stderr[-3000:])
+    assert "if __name__ == " in done.stderr  # the warning says what a caller must do
+
+
+def test_worker_count_comes_from_the_environment(monkeypatch):
+    monkeypatch.setenv("ASYM_GRADING_WORKERS", "3")
+    assert default_num_workers() == 3
+    monkeypatch.delenv("ASYM_GRADING_WORKERS")
+    assert default_num_workers() == max(1, min(4, os.cpu_count() or 1))
+    monkeypatch.setenv("ASYM_GRADING_WORKERS", "0")
+    with pytest.raises(ValueError, match=r"^\$ASYM_GRADING_WORKERS: must be a whole number >= 1"):
+        default_num_workers()
 
 
 def test_pool_results_do_not_depend_on_who_ran_the_cheap_steps():

@@ -220,18 +220,25 @@ def test_bad_controller_flags_name_the_flag(overrides, flag):
 
 @pytest.mark.parametrize(
     "control",
-    [dict(cov_mode="clip_cov", cov_ratio=0.05), dict(cov_mode="kl_cov"), dict(top_entropy_rho=0.2)],
+    [
+        dict(cov_mode="clip_cov", cov_ratio=0.05),
+        dict(cov_mode="kl_cov", cov_ratio=0.05),
+        dict(top_entropy_rho=0.2),
+    ],
     ids=["clip_cov", "kl_cov", "top_entropy"],
 )
 def test_token_control_runs_in_lite(tmp_path, control):
-    """The token-level methods train through lite's one loss path: finite losses, and Clip-Cov / top-entropy
-    cut more gradient than the PPO clip alone (actor/clip_frac counts every cut token)."""
+    """The token-level methods train through lite's one loss path: finite losses; Clip-Cov / KL-Cov act on
+    tokens (actor/cov_frac, 0 without them; actor/clip_frac counts PPO clips only)."""
     train(_quick(tmp_path / "plain", steps=2, eval_every=2), progress=False)
     train(_quick(tmp_path / "ctl", steps=2, eval_every=2, **control), progress=False)
     plain, ours = _rows(tmp_path / "plain")[1:], _rows(tmp_path / "ctl")[1:]
     assert all(math.isfinite(row["actor/policy_loss"]) for row in ours)
-    if control.get("cov_mode") != "kl_cov":  # KL-Cov has no clip at all
-        assert ours[0]["actor/clip_frac"] > plain[0]["actor/clip_frac"]
+    assert plain[0]["actor/cov_frac"] == 0
+    if control.get("cov_mode"):
+        assert 0 < ours[0]["actor/cov_frac"] < 0.1  # about the 0.05 asked for
+    if control.get("cov_mode") == "kl_cov":  # KL-Cov has no clip at all
+        assert ours[0]["actor/clip_frac"] == 0
     assert json.loads((tmp_path / "ctl" / "config.json").read_text())["token_control"][
         "cov_mode"
     ] == control.get("cov_mode")

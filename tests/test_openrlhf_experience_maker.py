@@ -236,3 +236,18 @@ def test_advantages_that_are_not_finite_stop_the_step_naming_the_group(monkeypat
         ValueError, match=r"advantages are not finite at step 1: asym_grpo .* correct = \[1, 0, 1"
     ):
         make_maker(AsymExperienceMaker, args).compute_advantages_and_returns(make_experiences(CORRECT))
+
+
+def test_samples_without_a_reward_stop_the_step_naming_the_cause():
+    """Upstream leaves a sample's reward None when the reward function raised (our grader, broken); the batch
+    must not go on (upstream would then fail deep inside, or ask for a reward model that is not there)."""
+    args = make_args("--advantage_estimator", "asym_grpo")
+    samples = [SimpleNamespace(rewards=torch.tensor([1.0])) for _ in range(4)]
+    samples[1].rewards = None
+    maker = make_maker(AsymExperienceMaker, args)
+    with pytest.raises(RuntimeError, match=r"^1 of 4 rollouts have no reward: the reward function raised"):
+        maker.make_experience_batch(samples)
+    for sample in samples:  # all of them: no reward model stands behind them either
+        sample.rewards = None
+    with pytest.raises(RuntimeError, match=r"^4 of 4 rollouts have no reward"):
+        maker.make_experience_batch(samples)

@@ -158,7 +158,7 @@ def test_policy_actor_installs_our_loss_only_where_needed(monkeypatch, estimator
 def test_token_control_is_the_shared_token_loss_under_upstreams_normalisation(flags):
     """The launcher's flags reach the loss; its value is the one token loss of both paths, reduced by
     upstream's own aggregate_loss with the step's global token count (7 here) and DP size."""
-    from asym_openrlhf.algorithms.losses import TokenControl, controlled_token_loss
+    from asym_openrlhf.algorithms.losses import TokenControl, controlled_token_loss, cov_generator
     from asym_openrlhf.integration.upstream import upstream_aggregate_loss
 
     args = resolve_config([*BASE_ARGV, "--advantage_estimator", "asym_grpo", *flags])
@@ -167,14 +167,27 @@ def test_token_control_is_the_shared_token_loss_under_upstreams_normalisation(fl
     new, old, advantages, mask = batch()
     entropy = torch.rand(3, 6, generator=torch.Generator().manual_seed(1))
     loss_fn.token_entropy = entropy
-    torch.manual_seed(0)  # Clip-Cov draws its tokens from torch's generator, as verl's
+    loss_fn.begin_step(12)
     loss, clip_ratio, *_ = loss_fn(new, old, advantages, action_mask=mask, dp_size=2, batch_num_tokens=7.0)
-    torch.manual_seed(0)
-    token_loss, cut = controlled_token_loss(
-        new, old, advantages, mask, 0.2, 0.2, TokenControl(**args.asym.token_control), entropy[:, -4:]
+    # Cov draws come from (--train.seed 42, global step 12, micro-batch 0)
+    token_loss, clipped, cov = controlled_token_loss(
+        new,
+        old,
+        advantages,
+        mask,
+        0.2,
+        0.2,
+        TokenControl(**args.asym.token_control),
+        entropy[:, -4:],
+        cov_generator(42, 12, 0),
     )
     want = upstream_aggregate_loss(token_loss, mask, dp_size=2, batch_num_tokens=7.0)
-    assert torch.allclose(loss, want) and clip_ratio.item() == pytest.approx(cut[mask].float().mean().item())
+    assert torch.allclose(loss, want) and clip_ratio.item() == pytest.approx(
+        clipped[mask].float().mean().item()
+    )
+    if args.asym.token_control.get("cov_mode"):
+        assert loss_fn.cov_frac.item() == pytest.approx(cov[mask].float().mean().item())
+    assert loss_fn.micro_batch == 1  # the next micro-batch draws from (42, 12, 1)
 
 
 @pytest.mark.parametrize(
@@ -190,3 +203,44 @@ def test_token_control_is_the_shared_token_loss_under_upstreams_normalisation(fl
 def test_bad_token_control_flags_are_refused_naming_the_flag(flags, flag):
     with pytest.raises(ValueError, match=f"^{flag}"):
         resolve_config([*BASE_ARGV, "--advantage_estimator", "asym_grpo", *flags])
+
+
+def test_the_policy_actor_seeds_cov_by_the_global_step_it_resumes_from(monkeypatch):
+    """fit n after resuming at global step S draws from step S + n, as the uninterrupted run did; each step's
+    actor/cov_frac reaches upstream's metrics with the "token" weight (the exact fraction over the step)."""
+    calls = []
+
+    class Actor(torch.nn.Module):
+        packing_samples = False
+
+        def forward(self, sequences, return_output=False):  # a training forward: (log-probs, output)
+            return torch.zeros(3, 4), CausalLMOutputWithPast(logits=torch.zeros(3, 5, 6))
+
+    def upstream_training_step(experience, kl_ctl, step, loss_batch_info=None):
+        calls.append((loss_fn.step, loss_fn.micro_batch))
+        actor.trainer.actor(None, return_output=True)
+        new, old, advantages, mask = batch()
+        loss_fn(new, old, advantages, action_mask=mask)
+        return {"metrics": {}, "weights": {}}
+
+    def upstream_init(self, strategy, pretrain, max_steps=None, vllm_engines=None):
+        self.checkpoint_states = {"global_step": 12}  # what upstream loads from --ckpt.path/_actor
+        self.trainer = SimpleNamespace(
+            actor=Actor(), actor_loss_fn=None, training_step=upstream_training_step
+        )
+
+    def upstream_fit(self, kl_ctl=0):
+        experience = SimpleNamespace(action_mask=batch()[3], scores=None)
+        return [self.trainer.training_step(experience, kl_ctl, step) for step in range(2)]
+
+    monkeypatch.setattr(PolicyModelActor, "init_model_from_pretrained", upstream_init)
+    monkeypatch.setattr(PolicyModelActor, "fit", upstream_fit)
+    actor = object.__new__(AsymPolicyModelActor)
+    flags = ["--cov.mode", "kl_cov", "--cov.ratio", "0.3"]  # 0.3 x 9 tokens: 2 or 3 a micro-batch
+    args = resolve_config([*BASE_ARGV, "--advantage_estimator", "asym_grpo", *flags])
+    actor.init_model_from_pretrained(SimpleNamespace(args=args), "model")
+    loss_fn = actor.trainer.actor_loss_fn
+    statuses = actor.fit() + actor.fit()
+    assert calls == [(12, 0), (12, 1), (13, 0), (13, 1)]
+    assert all(status["weights"]["actor/cov_frac"] == "token" for status in statuses)
+    assert all(round(status["metrics"]["actor/cov_frac"].item() * 9) in (2, 3) for status in statuses)

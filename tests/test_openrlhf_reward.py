@@ -105,3 +105,36 @@ def test_the_prompts_own_numbers_never_count_as_the_answer(executor):
         assert out["scores"].tolist() == [0.0]
     (out,) = asyncio.run(executor._fetch_rewards_via_func([query + " So $4$."], [prompt], ["4"]))
     assert out["scores"].tolist() == [1.0]  # the aligned response's own answer still counts
+
+
+@pytest.mark.parametrize("failure", ["exception", "crashed_worker"])
+def test_a_run_of_grader_failures_raises_naming_the_cause(executor, failure):
+    """One failure scores 0; MAX_CONSECUTIVE_FAILURES in a row raise, so that upstream drops the sample's reward
+    and the experience maker stops the step instead of training on zeros; a success ends the run."""
+    from asym_eval.grading import GradeResult
+
+    module = executor.reward_func.__globals__  # the module upstream loaded by path
+    module["_failures"].succeeded()
+    real_grade_response = module["grade_response"]
+
+    def broken(*args, **kwargs):
+        if failure == "exception":
+            raise RuntimeError("grading workers die while starting (exit code 1)")
+        return GradeResult(False, None, "worker_crashed (exit code -9)")
+
+    module["grade_response"] = broken
+    try:
+        limit = module["MAX_CONSECUTIVE_FAILURES"]
+        assert limit == 16
+        for _ in range(limit - 1):
+            assert grade(executor, "\\boxed{3}", "3")["scores"].tolist() == [0.0]
+        cause = "RuntimeError: grading workers die" if failure == "exception" else "worker_crashed"
+        with pytest.raises(RuntimeError, match=rf"failed 16 times in a row \(last: {cause}"):
+            grade(executor, "\\boxed{3}", "3")
+        module["grade_response"] = real_grade_response
+        assert grade(executor, "\\boxed{3}", "3")["scores"].tolist() == [1.0]  # ends the run
+        module["grade_response"] = broken
+        assert grade(executor, "\\boxed{3}", "3")["scores"].tolist() == [0.0]  # one failure: 0 again
+    finally:
+        module["grade_response"] = real_grade_response
+        module["_failures"].succeeded()

@@ -11,6 +11,7 @@ Departures from the textbook PPO objective, all from the papers the baselines co
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import torch
@@ -98,11 +99,38 @@ COV_MODES = ("clip_cov", "kl_cov")
 
 
 def token_covariance(log_probs: torch.Tensor, advantages: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Per-token centred product (A_t − mean A)(log π_t − mean log π) over the response tokens (Cui et al. 2025,
-    Eq. 4's summand): a token with a large value is one whose update lowers entropy most. Detached."""
+    """Per-token centred product (A_t − mean A)(log π_t − mean log π) (Cui et al. 2025, Eq. 4's summand): a token
+    with a large value is one whose update lowers entropy most. Detached.
+
+    The means are over the response tokens of the batch it is given: in training, one micro-batch on one rank
+    (as verl, whose loss sees one micro-batch), not the whole optimizer step."""
     with torch.no_grad():
         log_probs, advantages = log_probs.detach().float(), advantages.detach().float().expand_as(log_probs)
         return (advantages - masked_mean(advantages, mask)) * (log_probs - masked_mean(log_probs, mask))
+
+
+def stochastic_count(expected: float, generator: torch.Generator | None = None) -> int:
+    """An integer count whose mean is exactly ``expected``: floor(expected), plus 1 with probability equal to its
+    fractional part (stochastic rounding). One uniform is drawn whatever ``expected`` is, so a generator's stream
+    does not depend on the batch's size.
+
+    Why: Clip-Cov and KL-Cov act on ratio · n tokens of each micro-batch, and at the scripts' micro-batches
+    (2 x 1,200 tokens, ratio 2e-4: 0.48 tokens) verl's max(1, int(ratio · n)) acts on 1 token, twice the flag.
+
+    >>> [stochastic_count(2.0), stochastic_count(0.0)]
+    [2, 0]
+    """
+    whole = int(expected // 1)
+    return whole + int(torch.rand((), generator=generator).item() < expected - whole)
+
+
+def cov_generator(seed: int, step: int, micro_batch: int) -> torch.Generator:
+    """The CPU generator of one micro-batch's Clip-Cov / KL-Cov draws, seeded by (run seed, global step,
+    micro-batch index) only: a rerun or a resumed run draws the same, and ranks that hold the same tokens
+    (ring attention, tensor parallelism: every rank of the group computes the loss on the whole micro-batch)
+    pick the same ones. Data-parallel ranks share the stream too; they hold different tokens."""
+    digest = hashlib.blake2b(f"cov/{seed}/{step}/{micro_batch}".encode(), digest_size=8).digest()
+    return torch.Generator().manual_seed(int.from_bytes(digest, "little") >> 1)
 
 
 def clip_cov_drop(
@@ -116,23 +144,32 @@ def clip_cov_drop(
 ) -> torch.Tensor:
     """Clip-Cov (Cui et al. 2025; verl's ``clip_cov``): a ``(B, T)`` bool of the tokens whose gradient is cut.
 
-    max(1, int(ratio · #tokens)) tokens drawn at random among those with low < covariance < high that the PPO
-    clip has not cut already.
+    ``stochastic_count(ratio · #tokens)`` tokens (ratio · #tokens on average; verl takes max(1, int(·)))
+    drawn at random among those with low < covariance < high that the PPO clip has not cut already; fewer
+    when fewer are eligible.
     """
     eligible = (covariance > low) & (covariance < high) & mask.bool() & ~already_clipped
-    candidates = torch.nonzero(eligible)
-    count = min(max(int(ratio * int(mask.sum())), 1), len(candidates))
-    chosen = candidates[torch.randperm(len(candidates), generator=generator)[:count].to(candidates.device)]
+    count = stochastic_count(ratio * int(mask.sum()), generator)
+    candidates = torch.nonzero(eligible).cpu()
+    order = torch.randperm(len(candidates), generator=generator)[: min(count, len(candidates))]
+    chosen = candidates[order].to(eligible.device)
     drop = torch.zeros_like(eligible)
     drop[chosen[:, 0], chosen[:, 1]] = True
     return drop
 
 
-def kl_cov_select(covariance: torch.Tensor, mask: torch.Tensor, ratio: float = 2e-4) -> torch.Tensor:
-    """KL-Cov (Cui et al. 2025; verl's ``kl_cov``): a ``(B, T)`` bool of the max(1, int(ratio · #tokens))
-    response tokens with the largest covariance, which get the |log π − log π_old| penalty."""
+def kl_cov_select(
+    covariance: torch.Tensor,
+    mask: torch.Tensor,
+    ratio: float = 2e-4,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """KL-Cov (Cui et al. 2025; verl's ``kl_cov``): a ``(B, T)`` bool of the ``stochastic_count(ratio ·
+    #tokens)`` response tokens (ratio · #tokens on average; verl takes max(1, int(·))) with the largest
+    covariance, which get the |log π − log π_old| penalty."""
+    tokens = int(mask.sum())
+    count = min(stochastic_count(ratio * tokens, generator), tokens)
     values = covariance.masked_fill(~mask.bool(), float("-inf")).reshape(-1)
-    count = min(max(int(ratio * int(mask.sum())), 1), int(mask.sum()))
     selected = torch.zeros(values.shape, dtype=torch.bool, device=values.device)
     selected[torch.topk(values, count).indices] = True
     return selected.view(covariance.shape) & mask.bool()
@@ -155,8 +192,14 @@ class TokenControl:
     """Token-level entropy control, combinable with any advantage estimator (flags in ``cli/flags.py``).
 
     Attributes:
-        cov_mode: None, "clip_cov" or "kl_cov" (Cui et al. 2025, arXiv 2505.22617; verl's semantics and
-            defaults: ratio 2e-4, Clip-Cov bounds (1, 5), KL-Cov coefficient 1).
+        cov_mode: None, "clip_cov" or "kl_cov" (Cui et al. 2025, arXiv 2505.22617; verl's semantics).
+        cov_ratio: the expected fraction of a micro-batch's response tokens they act on. 2e-4 is the default
+            of verl's ``PolicyLossConfig`` (``clip_cov_ratio``, ``kl_cov_ratio``) and the paper's Clip-Cov r.
+            For KL-Cov the paper and verl's recipe use k = 2e-3 with Qwen2.5-7B (``recipe/entropy/
+            7b_kl_cov.sh``: ``kl_cov_ratio=0.002``), ten times this default.
+        clip_cov_low, clip_cov_high: Clip-Cov's covariance bounds (verl's and the paper's 1 and 5).
+        kl_cov_coef: KL-Cov's coefficient of |log π − log π_old|. 1 is the value of the paper's recipes
+            (``ppo_kl_coef=1``) and of verl's ``core_algos`` fallback; verl's ``PolicyLossConfig`` default is 0.1.
         top_entropy_rho: None, or the fraction ρ of highest-entropy response tokens that keep a gradient
             (Wang et al. 2025, arXiv 2506.01939; the paper's ρ = 0.2).
     """
@@ -183,40 +226,43 @@ def controlled_token_loss(
     control: TokenControl | None = None,
     entropy: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The one per-token policy loss of both training paths: the clipped surrogate (Eq. 2), with the token
-    control applied. Returns ``(loss, cut)``: ``(B, T)`` losses and where the gradient was cut (PPO clip,
-    Clip-Cov or top-entropy selection), for ``actor/clip_frac``.
+    control applied. Returns ``(loss, clipped, cov)``: ``(B, T)`` losses, where the PPO ratio clip was active
+    (``actor/clip_frac``), and the tokens Clip-Cov cut or KL-Cov penalised (``actor/cov_frac``).
 
     Where ours follows verl and where it differs: KL-Cov, as verl's ``kl_cov``, drops the ratio clip and adds
-    coef·|log π − log π_old| on its tokens; Clip-Cov draws its tokens with torch's generator, as verl; the
-    top-entropy loss is scaled by 1/ρ so that the kept tokens' mean sets the gradient's size, as Wang et al.'s
-    masked mean does (exact when every micro-batch keeps the same fraction).
+    coef·|log π − log π_old| on its tokens; both act on ``stochastic_count(ratio · tokens)`` tokens, drawn from
+    ``generator`` (verl: max(1, int(ratio · tokens)) with torch's global generator); the top-entropy loss is
+    scaled by 1/ρ so that the kept tokens' mean sets the gradient's size, as Wang et al.'s masked mean does
+    (exact when every micro-batch keeps the same fraction).
     """
     control = control or TokenControl()
     log_ratio = log_probs - old_log_probs
+    cov = torch.zeros_like(mask, dtype=torch.bool)
     if control.cov_mode == "kl_cov":
         loss = -torch.exp(log_ratio) * advantages
-        cut = torch.zeros_like(mask, dtype=torch.bool)
-        selected = kl_cov_select(token_covariance(log_probs, advantages, mask), mask, control.cov_ratio)
-        loss = loss + control.kl_cov_coef * log_ratio.abs() * selected
+        clipped = torch.zeros_like(mask, dtype=torch.bool)
+        covariance = token_covariance(log_probs, advantages, mask)
+        cov = kl_cov_select(covariance, mask, control.cov_ratio, generator)
+        loss = loss + control.kl_cov_coef * log_ratio.abs() * cov
     else:
-        loss, cut = clipped_surrogate_loss(log_probs, old_log_probs, advantages, eps_low, eps_high)
+        loss, clipped = clipped_surrogate_loss(log_probs, old_log_probs, advantages, eps_low, eps_high)
         if control.cov_mode == "clip_cov":
             covariance = token_covariance(log_probs, advantages, mask)
-            drop = clip_cov_drop(
+            cov = clip_cov_drop(
                 covariance,
                 mask,
-                cut,
+                clipped,
                 control.cov_ratio,
                 control.clip_cov_low,
                 control.clip_cov_high,
                 generator,
             )
-            loss, cut = loss.masked_fill(drop, 0.0), cut | drop
+            loss = loss.masked_fill(cov, 0.0)
     if control.top_entropy_rho is not None:
         if entropy is None:
             raise ValueError("top-entropy token training needs the policy's per-token entropy")
         keep = top_entropy_keep(entropy, mask, control.top_entropy_rho)
-        loss, cut = loss.masked_fill(~keep, 0.0) / control.top_entropy_rho, cut | (~keep & mask.bool())
-    return loss, cut
+        loss = loss.masked_fill(~keep, 0.0) / control.top_entropy_rho
+    return loss, clipped & mask.bool(), cov

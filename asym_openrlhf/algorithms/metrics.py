@@ -25,7 +25,8 @@ METRICS: dict[str, str] = {
     "actor/pos_logprob_gain": "E[log pi_new(y) - log pi_old(y)] over correct rollouts after the step's update",
     "actor/logp_adv_cov": "mean over groups of Cov_group(length-normalized log pi, A) (App. B, Eq. 12-14)",
     "actor/logp_adv_cov/c{c}": "the same covariance, averaged over groups with c correct rollouts",
-    "actor/clip_frac": "fraction of response tokens where the ratio clip was active",
+    "actor/clip_frac": "fraction of response tokens where the PPO ratio clip was active",
+    "actor/cov_frac": "fraction of response tokens Clip-Cov cut or KL-Cov penalised (expected: --cov.ratio)",
     "actor/policy_loss": "the aggregated policy loss",
     "eval/accuracy": "greedy (temperature 0) accuracy on held-out prompts",
     "eval/pass_at_{k}": "unbiased pass@k on held-out prompts from n samples at the rollout temperature, k = 1, 2, 4, ... n "

@@ -257,8 +257,10 @@ def add_token_control_flags(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=None,
         metavar="R",
-        help=f"fraction of response tokens Clip-Cov / KL-Cov act on, in (0, 1]; default {defaults.cov_ratio:g} "
-        "(verl's).",
+        help="expected fraction of each micro-batch's response tokens Clip-Cov / KL-Cov act on, in (0, 1] (the "
+        "count is rounded stochastically, so the fraction holds at any micro-batch size; logged as "
+        f"actor/cov_frac); default {defaults.cov_ratio:g} (verl's PolicyLossConfig; the paper's KL-Cov k for "
+        "Qwen2.5-7B is 2e-3).",
     )
     for name, value, what in (
         ("clip_lb", defaults.clip_cov_low, "lower"),
@@ -278,7 +280,8 @@ def add_token_control_flags(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=None,
         metavar="K",
-        help=f"KL-Cov: coefficient of the |log-ratio| penalty (> 0); default {defaults.kl_cov_coef:g} (verl's).",
+        help=f"KL-Cov: coefficient of the |log-ratio| penalty (> 0); default {defaults.kl_cov_coef:g} (the "
+        "paper's recipes; verl's PolicyLossConfig default is 0.1).",
     )
     parser.add_argument(
         "--top_entropy.rho",

@@ -61,6 +61,21 @@ def binary_scores(experience) -> torch.Tensor:
     return experience.scores
 
 
+def check_rewards(rollout_samples, has_reward_model: bool) -> None:
+    """Stop the step, naming the cause, when the reward function gave some samples no reward.
+
+    Upstream's agent executor logs a reward function's exception and leaves that sample's ``rewards`` None;
+    the batch then fails deep inside upstream, or asks for a reward model (none: everything came from the
+    function). Our reward raises only when its grader is broken (``math_reward.MAX_CONSECUTIVE_FAILURES``).
+    """
+    missing = sum(sample.rewards is None for sample in rollout_samples)
+    if missing and (missing < len(rollout_samples) or not has_reward_model):
+        raise RuntimeError(
+            f"{missing} of {len(rollout_samples)} rollouts have no reward: the reward function raised for them "
+            "(its error is in the vLLM engine logs: '[SingleTurnExecutor] Failed to fetch reward')"
+        )
+
+
 class AsymExperienceMaker(RemoteExperienceMaker):
     """Upstream's experience maker; ``compute_advantages_and_returns`` runs our registry for our names."""
 
@@ -73,6 +88,7 @@ class AsymExperienceMaker(RemoteExperienceMaker):
         self.beta_override = None  # (β+, β−) from the trainer's entropy controller, when there is one
 
     def make_experience_batch(self, rollout_samples):
+        check_rewards(rollout_samples, self.reward_model_group is not None)
         self.latest_experiences = super().make_experience_batch(rollout_samples)
         return self.latest_experiences
 

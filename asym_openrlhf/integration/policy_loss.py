@@ -23,6 +23,7 @@ from asym_openrlhf.algorithms.losses import (
     TokenControl,
     aggregate_loss,
     controlled_token_loss,
+    cov_generator,
     entropy_shaped_advantages,
     masked_mean,
 )
@@ -50,6 +51,7 @@ class AsymPolicyLoss(PolicyLoss):
         entropy_alpha: float | None = None,
         entropy_kappa: float = 2.0,
         token_control: TokenControl | None = None,
+        seed: int = 42,
         **upstream_kwargs,
     ):
         super().__init__(**upstream_kwargs)
@@ -60,6 +62,14 @@ class AsymPolicyLoss(PolicyLoss):
         self.token_control = token_control or TokenControl()
         # (B, T-1) entropies of the current micro-batch, set by install_token_entropy's hook.
         self.token_entropy = None
+        # Clip-Cov / KL-Cov draw from cov_generator(seed, step, micro-batch): the policy actor sets the step
+        # (begin_step) before each update; forward counts the micro-batches. cov_frac: the last micro-batch's
+        # fraction of response tokens they acted on, for actor/cov_frac.
+        self.seed, self.step, self.micro_batch = seed, 0, 0
+        self.cov_frac = None
+
+    def begin_step(self, global_step: int) -> None:
+        self.step, self.micro_batch = global_step, 0
 
     def forward(
         self,
@@ -95,7 +105,9 @@ class AsymPolicyLoss(PolicyLoss):
             )
         # As upstream, bound the log-ratio at ±20 so that exp() cannot overflow into an inf loss.
         log_ratio = (log_probs - old_log_probs).clamp(-20.0, 20.0)
-        token_loss, cut = controlled_token_loss(
+        generator = cov_generator(self.seed, self.step, self.micro_batch)
+        self.micro_batch += 1  # one forward per micro-batch (ActorPPOTrainer.training_step)
+        token_loss, clipped, cov = controlled_token_loss(
             old_log_probs + log_ratio,
             old_log_probs,
             advantages,
@@ -104,6 +116,7 @@ class AsymPolicyLoss(PolicyLoss):
             self.clip_eps_high,
             self.token_control,
             response_entropy,
+            generator,
         )
         if self.aggregation == "token_mean":
             # Upstream's own reduction, with upstream's global token count: micro-batches and ranks add up to
@@ -118,7 +131,9 @@ class AsymPolicyLoss(PolicyLoss):
                 # the step's global sequence count (÷ gradient-accumulation steps) and multiplies by the DP
                 # size, so that micro-batches and ranks add up to one mean over the optimizer step; do the same.
                 loss = loss * action_mask.shape[0] / global_batch_size * dp_size
-        clip_ratio = masked_mean(cut.float(), action_mask)
+        clip_ratio = masked_mean(clipped.float(), action_mask)  # upstream logs it as ppo_clip_ratio
+        if self.token_control.cov_mode is not None:
+            self.cov_frac = masked_mean(cov.float(), action_mask).detach()
         ppo_kl = masked_mean(-(log_probs - old_log_probs).detach(), action_mask)
         return loss, clip_ratio, ppo_kl, None, None
 
@@ -135,6 +150,7 @@ def build_policy_loss(args) -> AsymPolicyLoss:
         entropy_alpha=args.asym.entropy_adv_alpha,
         entropy_kappa=args.asym.entropy_adv_kappa,
         token_control=TokenControl(**(args.asym.token_control or {})),
+        seed=args.train.seed,
         clip_eps_low=args.actor.eps_clip_low_high[0],
         clip_eps_high=args.actor.eps_clip_low_high[1],
         dual_clip=args.actor.dual_clip,
@@ -237,6 +253,23 @@ def install_token_entropy(ppo_trainer) -> None:
     ppo_trainer.training_step = training_step_with_entropy  # an instance attribute: ppo_train calls it
 
 
+def install_cov_frac(ppo_trainer) -> None:
+    """Add ``actor/cov_frac`` to each training step's metrics when the loss runs Clip-Cov or KL-Cov: the
+    micro-batch's fraction with weight "token", which upstream's ``ppo_train`` turns into the exact fraction over
+    the step's response tokens (as ``actor/entropy``)."""
+    training_step = ppo_trainer.training_step
+
+    def training_step_with_cov_frac(experience, *args, **kwargs):
+        status = training_step(experience, *args, **kwargs)
+        loss_fn = ppo_trainer.actor_loss_fn
+        if isinstance(loss_fn, AsymPolicyLoss) and loss_fn.cov_frac is not None:
+            status["metrics"]["actor/cov_frac"], loss_fn.cov_frac = loss_fn.cov_frac, None
+            status["weights"]["actor/cov_frac"] = "token"
+        return status
+
+    ppo_trainer.training_step = training_step_with_cov_frac
+
+
 class AsymPolicyModelActor(PolicyModelActor):
     """Upstream's policy actor; after its model and trainer are built, installs ``AsymPolicyLoss`` if needed
     and, always, the token entropy (``actor/entropy`` is logged every step)."""
@@ -245,7 +278,19 @@ class AsymPolicyModelActor(PolicyModelActor):
         super().init_model_from_pretrained(strategy, pretrain, max_steps, vllm_engines)
         if needs_policy_loss(strategy.args):
             install_policy_loss(self.trainer, strategy.args)
+            install_cov_frac(self.trainer)
         install_token_entropy(self.trainer)
+        # The global step of the next update, for the Clip-Cov / KL-Cov seed: upstream's PPOTrainer.ppo_train
+        # calls fit once per rollout step (with the actor never frozen: --critic.freezing_steps < 1), and a
+        # resumed run starts at the checkpoint's step, so a resumed run draws what the uninterrupted one did.
+        self.asym_global_step = int(getattr(self, "checkpoint_states", {}).get("global_step", 0))
+
+    def fit(self, kl_ctl: float = 0):
+        loss_fn = self.trainer.actor_loss_fn
+        if isinstance(loss_fn, AsymPolicyLoss):
+            loss_fn.begin_step(self.asym_global_step)
+        self.asym_global_step += 1
+        return super().fit(kl_ctl)
 
     def weight_sync_log_probs(self, sequences, action_mask, attention_mask):
         """``(B, A)`` log-probs of the response tokens at temperature 1, as vLLM reports the tokens it chose

@@ -563,7 +563,7 @@ class Trainer:
         control = TokenControl(**(s.token_control or {}))
         need_entropy = s.entropy_coef > 0 or s.entropy_adv_alpha > 0 or control.top_entropy_rho is not None
         order = torch.randperm(len(problems), generator=self.data_rng)
-        losses, clip_fracs = [], []
+        losses, clip_fracs, cov_fracs = [], [], []
         # Under the plain clipped surrogate a token with advantage 0 has loss 0 and gradient 0, so rows with
         # A = 0 (under GRPO, every row of a group that all passed or all failed) need no forward: they enter the
         # loss as zeros and keep their tokens in its denominator. Token controls and entropy terms depend on
@@ -584,7 +584,7 @@ class Trainer:
                 token_adv = entropy_shaped_advantages(
                     token_adv, entropy, s.entropy_adv_alpha, s.entropy_adv_kappa
                 )
-            run_loss, run_clipped = controlled_token_loss(
+            run_loss, run_clipped, run_cov = controlled_token_loss(
                 logp,
                 old_logp[rows_dev[run]],
                 token_adv,
@@ -599,6 +599,8 @@ class Trainer:
             token_loss[run] = run_loss
             clipped = torch.zeros_like(part_mask, dtype=torch.bool)
             clipped[run] = run_clipped
+            cov = torch.zeros_like(part_mask, dtype=torch.bool)
+            cov[run] = run_cov
             loss = aggregate_loss(token_loss, part_mask, s.loss_agg, s.max_new_tokens)
             if s.entropy_coef > 0:
                 loss = entropy_regularized(loss, mean_token_entropy(entropy, part_mask), s.entropy_coef)
@@ -609,6 +611,7 @@ class Trainer:
             self.optimizer.step()
             losses.append(loss.item())
             clip_fracs.append(masked_mean(clipped.float(), part_mask).item())
+            cov_fracs.append(masked_mean(cov.float(), part_mask).item())
 
         # Only correct rollouts enter the gain, so only they are scored again.
         is_correct = correct.flatten().bool().to(self.device)
@@ -621,6 +624,7 @@ class Trainer:
         metrics["actor/pos_logprob_gain"] = gain
         metrics["actor/policy_loss"] = sum(losses) / len(losses)
         metrics["actor/clip_frac"] = sum(clip_fracs) / len(clip_fracs)
+        metrics["actor/cov_frac"] = sum(cov_fracs) / len(cov_fracs)
         if self.beta_controller is not None:  # this step's entropy sets the next step's β
             self.beta_controller.update(metrics["actor/entropy"])
         self.step_count += 1

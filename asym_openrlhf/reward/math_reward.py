@@ -6,8 +6,13 @@ Grading is the evaluation harness's (``asym_eval.grading.grade_response``: the a
 own extraction finds it, or the last ``\\boxed{}``, compared for mathematical
 equivalence), so training reward and evaluation accuracy agree. It is safe off the main thread and has a
 hard time limit, so a hostile completion such as ``\\boxed{9^{9^{9^9}}}`` costs at most ``TIMEOUT_S``
-seconds (or ``$ASYM_REWARD_TIMEOUT_S``) and scores 0. This function never raises: upstream would log the
-error and drop the sample's reward, and the step would fail.
+seconds (or ``$ASYM_REWARD_TIMEOUT_S``) and scores 0. Responses that need the parser are graded by a few
+worker processes per engine, several at once (``$ASYM_GRADING_WORKERS``, default min(4, CPU count)).
+
+A grader failure (an exception, a crashed worker) scores 0 with a warning. After
+``MAX_CONSECUTIVE_FAILURES`` in a row the grader is taken as broken: the call raises with the last cause,
+upstream logs it and leaves the sample without a reward, and the experience maker stops the step, rather
+than train on zeros (under Pos-only, zeros push every rollout down).
 
 Returns ``rewards`` and ``scores``, both the binary correctness: AsymGRPO-family estimators read ``scores``
 (p must be the binary accuracy, SPEC §1); OpenRLHF's own estimators read ``rewards``.
@@ -21,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 
 import torch
 from asym_eval.grading import grade_response
@@ -29,7 +35,35 @@ from asym_eval.grading import grade_response
 # environment variable is read at each call, in the vLLM engine actors: set it where `ray start` runs.
 TIMEOUT_ENV = "ASYM_REWARD_TIMEOUT_S"
 TIMEOUT_S = 5.0
+MAX_CONSECUTIVE_FAILURES = 16
 logger = logging.getLogger(__name__)
+
+
+class _FailureRun:
+    """Consecutive grader failures across the engine's reward threads."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.count = 0
+
+    def failed(self, cause: str) -> None:
+        """Count one; raise once the run reaches ``MAX_CONSECUTIVE_FAILURES``."""
+        with self.lock:
+            self.count += 1
+            count = self.count
+        if count >= MAX_CONSECUTIVE_FAILURES:
+            raise RuntimeError(
+                f"math_reward: the grader failed {count} times in a row (last: {cause}); refusing to score "
+                "every sample 0"
+            )
+        logger.warning("math_reward: grading failed (%s); scoring 0", cause)
+
+    def succeeded(self) -> None:
+        with self.lock:
+            self.count = 0
+
+
+_failures = _FailureRun()
 
 
 def response_text(query: str, prompt: str) -> str | None:
@@ -55,13 +89,17 @@ def response_text(query: str, prompt: str) -> str | None:
 
 
 def grade(response: str, label: str, boxed_only: bool = False) -> tuple[bool, bool]:
-    """``(correct, answer_found)``; any grader failure counts as wrong, never as an exception."""
+    """``(correct, answer_found)``. A grader failure counts as wrong, until too many come in a row (above)."""
     try:
         timeout_s = float(os.environ.get(TIMEOUT_ENV, TIMEOUT_S))
         result = grade_response(response, str(label), timeout_s=timeout_s, boxed_only=boxed_only)
-    except Exception as err:  # a grader bug must not take the rollout down with it
-        logger.warning("math_reward: grading failed (%s: %s); scoring 0", type(err).__name__, err)
+    except Exception as err:  # one grader bug must not take the rollout down with it
+        _failures.failed(f"{type(err).__name__}: {err}")
         return False, False
+    if result.reason.startswith("worker_crashed"):  # only this response is lost, but it was not graded
+        _failures.failed(result.reason)
+    else:
+        _failures.succeeded()
     return bool(result.correct), result.extracted is not None
 
 

@@ -23,7 +23,9 @@ is a strict mode, off by default: the last box only.
 Time limits: math-verify's own timeouts use SIGALRM, which only works in a process's main thread. In the main
 thread we arm one SIGALRM timer of our own around the whole math-verify step (float seconds, one bound for
 parse + verify together). In any other thread (a reward function inside a vLLM engine actor) the math-verify
-step is handed to a persistent child process that is killed when it overruns, so a call never hangs.
+step is handed to a small pool of child processes (``asym_eval.pool.ThreadGradingService``), and one that
+overruns is killed, so a call never hangs. Where no child process can be started, the calling thread grades
+itself under a watchdog (``_WatchdogTimer``), which cannot interrupt one long C call.
 
 >>> grade_response("... so $x = 4$. The answer is $\\\\boxed{4}$.", "4").reason
 'boxed:exact'
@@ -33,6 +35,7 @@ True
 
 from __future__ import annotations
 
+import ctypes
 import functools
 import itertools
 import logging
@@ -643,6 +646,49 @@ class _AlarmTimer:
         return False
 
 
+class _WatchdogTimer:
+    """``_AlarmTimer`` for any thread: a watchdog thread raises ``GradingTimeout`` in the timed thread after
+    ``seconds`` (``PyThreadState_SetAsyncExc``), again every ``REFIRE_S`` until the block ends.
+
+    An asynchronous exception is raised between two bytecodes, so one long call into C (a regex on degenerate
+    text, a big-integer power) runs to its end first: the bound is looser than a killed process's, which is why
+    this is only the fallback where no grading process can be started. The exception is never raised after the
+    block: leaving it clears a pending one under the lock the watchdog raises it under.
+    """
+
+    REFIRE_S = 0.05
+    _set_async_exc = ctypes.pythonapi.PyThreadState_SetAsyncExc
+    _set_async_exc.argtypes = (ctypes.c_ulong, ctypes.py_object)
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self.lock = threading.Lock()
+        self.done = threading.Event()
+        self.active = False
+
+    def __enter__(self):
+        self.thread_id = threading.get_ident()
+        self.active = True
+        threading.Thread(target=self._watch, daemon=True, name="grading-watchdog").start()
+        return self
+
+    def _watch(self) -> None:
+        wait_s = self.seconds
+        while not self.done.wait(wait_s):
+            with self.lock:
+                if not self.active:
+                    return
+                self._set_async_exc(self.thread_id, GradingTimeout)  # the class: CPython instantiates it
+            wait_s = self.REFIRE_S
+
+    def __exit__(self, *exc):
+        with self.lock:
+            self.active = False
+            self._set_async_exc(self.thread_id, ctypes.py_object())  # NULL: drop one not raised yet
+        self.done.set()
+        return False
+
+
 def _reading(source: str, answer_text: str, single: bool, answer: str, tolerance: float | None) -> Reading:
     """The cheap steps on one answer string. ``single``: a "wrong" may stand (the string is what gets parsed)."""
     if len(answer_text) > MAX_ANSWER_CHARS:  # a runaway generation: only math-verify's own parse may differ
@@ -740,10 +786,13 @@ def grade_in_this_process(
     tolerance: float | None = None,
     boxed_only: bool = False,
 ) -> GradeResult:
-    """``grade_response`` without the thread check: must run in the main thread (SIGALRM)."""
+    """``grade_response`` in this process: under SIGALRM in the main thread, under a ``_WatchdogTimer`` (a
+    looser bound) in any other."""
     text, readings = clean_response(response), []
+    main_thread = threading.current_thread() is threading.main_thread()
+    timer = _AlarmTimer(timeout_s) if main_thread else _WatchdogTimer(timeout_s)
     try:
-        with _AlarmTimer(timeout_s):  # the readings too: here nothing else bounds a long response's regexes
+        with timer:  # the readings too: here nothing else bounds a long response's regexes
             readings = read_answers(text, answer, tolerance, boxed_only, bounded=False)
             settled = _settled(readings)
             if settled is not None:
@@ -792,10 +841,10 @@ def grade_response(
     settled = grade_without_parser(response, answer, tolerance, boxed_only)
     if settled is not None:
         return settled
-    from asym_eval.pool import shared_thread_pool
+    from asym_eval.pool import thread_grading_service
 
     request = GradeRequest(response, answer, multiple_answers, tolerance, boxed_only)
-    return shared_thread_pool(timeout_s).grade([request], progress=False)[0]
+    return thread_grading_service(timeout_s).grade(request)
 
 
 @dataclass(frozen=True)

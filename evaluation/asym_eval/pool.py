@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import atexit
 import collections
+import logging
 import multiprocessing
 import os
+import queue
 import signal
 import threading
 import time
@@ -286,9 +288,9 @@ class GradingPool:
     def _steal(slot, queues) -> None:
         """An idle worker takes the busiest worker's last answer group, or half of its only group (the
         reference is then parsed twice, which is cheaper than leaving a core idle at the end)."""
-        for queue in queues:
-            while queue and not queue[-1]:
-                queue.pop()
+        for worker_queue in queues:
+            while worker_queue and not worker_queue[-1]:
+                worker_queue.pop()
         donor = max(range(len(queues)), key=lambda s: sum(len(group) for group in queues[s]))
         if donor == slot or not queues[donor]:
             return
@@ -300,29 +302,158 @@ class GradingPool:
             queues[slot].append(collections.deque(group.pop() for _ in range(len(group) // 2)))
 
 
-_shared_pools: dict[float, GradingPool] = {}
-_shared_lock = threading.Lock()
+# Worker processes of a ThreadGradingService: $ASYM_GRADING_WORKERS, else min(4, CPU count).
+WORKERS_ENV = "ASYM_GRADING_WORKERS"
+DEFAULT_MAX_WORKERS = 4
+# A worker that has not said "ready" this long after its start is taken as failed.
+START_TIMEOUT_S = 60.0
+# Failed starts in a row after which a service stops starting workers and grades in the calling threads.
+MAX_SERVICE_FAILED_STARTS = 2
+logger = logging.getLogger(__name__)
 
 
-class _LockedPool:
-    """One persistent single-worker pool per time limit, shared by the threads of a process."""
+def default_num_workers() -> int:
+    """``$ASYM_GRADING_WORKERS``, else min(4, CPU count); read when a service is built."""
+    value = os.environ.get(WORKERS_ENV)
+    if value is None:
+        return max(1, min(DEFAULT_MAX_WORKERS, os.cpu_count() or 1))
+    if not value.strip().isdigit() or int(value) < 1:
+        raise ValueError(f"${WORKERS_ENV}: must be a whole number >= 1, got {value!r}")
+    return int(value)
 
-    def __init__(self, timeout_s: float):
+
+class ThreadGradingService:
+    """Grades one pair at a time for each of many threads, on ``num_workers`` worker processes.
+
+    Built for the training reward: upstream calls it from one thread per sample (``asyncio.to_thread``), and a
+    step's long, degenerate responses each need the parser under a hard limit. A calling thread takes an idle
+    worker from a queue (waiting while all are busy), sends its pair and waits up to the limit. A worker that
+    overruns or dies is killed and replaced, and only its own pair scores wrong; a worker is started in the
+    background, so a caller never waits on more than one start. Where workers cannot start (after
+    ``MAX_SERVICE_FAILED_STARTS`` failures in a row: a script that starts grading without an
+    ``if __name__ == "__main__":`` guard makes every worker re-import it and die) the service stops starting
+    them, says so once, and each pair is graded in its calling thread under a watchdog instead.
+    """
+
+    def __init__(self, num_workers: int | None = None, timeout_s: float = DEFAULT_TIMEOUT_S):
+        self.num_workers = num_workers or default_num_workers()
         self.timeout_s = timeout_s
+        self.context = _context()
+        self.idle: queue.Queue[_Worker] = queue.Queue()
+        self.lock = threading.Lock()
+        self.failed_starts = 0
+        self.workers_usable = True
+        self.in_use: set[_Worker] = set()  # workers holding a pair now
+        self.max_busy = 0  # the most pairs on workers at once (for tests and benchmarks)
+        for _ in range(self.num_workers):
+            self.idle.put(_Worker(self.context, timeout_s))
 
-    def grade(self, requests, progress=False):
-        with _shared_lock:
-            pool = _shared_pools.get(self.timeout_s)
-            if pool is None:
-                pool = _shared_pools[self.timeout_s] = GradingPool(1, self.timeout_s)
-            return pool.grade(requests, progress=progress)
+    def grade(self, request: GradeRequest) -> GradeResult:
+        worker = None
+        while self.workers_usable and worker is None:
+            try:
+                worker = self.idle.get(timeout=0.5)  # a worker given up meanwhile lets the wait end
+            except queue.Empty:
+                continue
+        if worker is None:
+            return self._grade_here(request)
+        if not worker.ready and not self._wait_ready(worker):
+            return self._grade_here(request)
+        with self.lock:
+            self.in_use.add(worker)
+            self.max_busy = max(self.max_busy, len(self.in_use))
+        try:
+            result, replacement = self._grade_on(worker, request)
+        finally:
+            with self.lock:
+                self.in_use.discard(worker)
+        self.idle.put(replacement)
+        return result
+
+    def _grade_here(self, request: GradeRequest) -> GradeResult:
+        return grade_without_parser(
+            request.response, request.answer, request.tolerance, request.boxed_only
+        ) or grade_in_this_process(
+            request.response,
+            request.answer,
+            timeout_s=self.timeout_s,
+            multiple_answers=request.multiple_answers,
+            tolerance=request.tolerance,
+            boxed_only=request.boxed_only,
+        )
+
+    def _wait_ready(self, worker: _Worker) -> bool:
+        """Wait for the worker's "ready"; on a failed start, start another in its place (or give up on workers)
+        and say False."""
+        message = None
+        try:
+            if worker.conn.poll(START_TIMEOUT_S):
+                message = worker.conn.recv()
+        except (EOFError, OSError):
+            pass
+        if message == "ready":
+            worker.ready = True
+            with self.lock:
+                self.failed_starts = 0
+            return True
+        worker.kill()
+        with self.lock:
+            self.failed_starts += 1
+            give_up = self.failed_starts >= MAX_SERVICE_FAILED_STARTS
+            if give_up and self.workers_usable:
+                self.workers_usable = False
+                logger.warning(
+                    "asym_eval: grading workers die while starting (exit code %s; a script that grades must "
+                    'start under `if __name__ == "__main__":`); grading in the calling threads from now on, '
+                    "under a watchdog",
+                    worker.process.exitcode,
+                )
+        if not give_up:
+            self.idle.put(_Worker(self.context, self.timeout_s))
+        return False
+
+    def _grade_on(self, worker: _Worker, request: GradeRequest) -> tuple[GradeResult, _Worker]:
+        """The pair's result and the worker to put back: the same one, or a fresh one in place of one that
+        overran the limit or died."""
+        try:
+            worker.conn.send((0, request))
+            if worker.conn.poll(self.timeout_s + KILL_GRACE_S):
+                return worker.conn.recv()[1], worker
+            reason = "timeout_killed"
+        except (EOFError, OSError):
+            worker.process.join(1)
+            reason = f"worker_crashed (exit code {worker.process.exitcode})"
+        worker.kill()
+        return GradeResult(False, None, reason), _Worker(self.context, self.timeout_s)
+
+    def close(self) -> None:
+        self.workers_usable = False
+        while True:
+            try:
+                worker = self.idle.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                worker.conn.send(None)
+            except (OSError, ValueError):
+                pass
+            worker.kill(grace_s=0.1)
 
 
-def shared_thread_pool(timeout_s: float) -> _LockedPool:
-    return _LockedPool(timeout_s)
+_services: dict[float, ThreadGradingService] = {}
+_services_lock = threading.Lock()
+
+
+def thread_grading_service(timeout_s: float) -> ThreadGradingService:
+    """The process's service for this time limit (a worker arms its limit when it starts), built on first use."""
+    with _services_lock:
+        service = _services.get(timeout_s)
+        if service is None:
+            service = _services[timeout_s] = ThreadGradingService(timeout_s=timeout_s)
+        return service
 
 
 @atexit.register
-def _close_shared_pools() -> None:
-    for pool in _shared_pools.values():
-        pool.close()
+def _close_services() -> None:
+    for service in _services.values():
+        service.close()
