@@ -383,6 +383,12 @@ def failure_cause(log_path: Path) -> str:
     return cause or f"the launcher failed; see {log_path}"
 
 
+def last_line(log_path: Path) -> str:
+    lines = [line.strip() for line in log_path.read_text(encoding="utf-8", errors="replace").splitlines()]
+    last = next((line for line in reversed(lines) if line), "(none)")
+    return last.rsplit("\r", 1)[-1][-300:]  # a progress bar's last state, not its whole history
+
+
 def judge(plan: Plan) -> list[str]:
     """What went wrong in a finished rehearsal (empty: nothing)."""
     from asym_openrlhf.cli.plot_runs import read_run, tensorboard_events
@@ -458,15 +464,20 @@ def run(args: argparse.Namespace) -> int:
     log_path = out / LOG_NAME
     print(f"[rehearse] launch 1: trains step 1, saves it, is killed; output in {log_path}", flush=True)
     with log_path.open("a", encoding="utf-8") as log:
-        status, killed = launch(plan, log, kill_after_step=1, timeout_s=args.timeout)
-        if not killed:
-            print(f"[rehearse] FAILED: {failure_cause(log_path)}  (log: {log_path})")
+        try:
+            status, killed = launch(plan, log, kill_after_step=1, timeout_s=args.timeout)
+            if not killed:
+                print(f"[rehearse] FAILED: {failure_cause(log_path)}  (log: {log_path})")
+                return 1
+            print(
+                f"[rehearse] killed after the step-1 checkpoint ({time.monotonic() - started:.0f} s); launch 2: "
+                "resumes",
+                flush=True,
+            )
+            status, _ = launch(plan, log, kill_after_step=None, timeout_s=args.timeout)
+        except TimeoutError as err:  # a hang: say where the run stood
+            print(f"[rehearse] FAILED: {err}; its last line: {last_line(log_path)}")
             return 1
-        print(
-            f"[rehearse] killed after the step-1 checkpoint ({time.monotonic() - started:.0f} s); launch 2: resumes",
-            flush=True,
-        )
-        status, _ = launch(plan, log, kill_after_step=None, timeout_s=args.timeout)
     if status != 0:
         print(f"[rehearse] FAILED: {failure_cause(log_path)}  (log: {log_path})")
         return 1
