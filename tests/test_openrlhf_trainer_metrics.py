@@ -101,7 +101,8 @@ def test_every_logged_name_is_documented():
 def test_entropy_controller_moves_beta_between_steps_and_rides_in_the_checkpoint(monkeypatch):
     """--asym.target_entropy in the trainer actor: the step's actor/entropy sets the next step's beta, which
     the experience maker uses; upstream's checkpoint client states carry it, and a resume restores it."""
-    from asym_openrlhf.algorithms.control import BetaController
+    from asym_openrlhf.algorithms.advantages import AdvantageOptions
+    from asym_openrlhf.algorithms.control import BetaController, options_at_step
     from asym_openrlhf.cli.train_ppo_ray import resolve_config
 
     args = resolve_config(
@@ -112,16 +113,21 @@ def test_entropy_controller_moves_beta_between_steps_and_rides_in_the_checkpoint
     trainer = object.__new__(trainer_module.AsymPPOTrainer)
     trainer.args = args
     trainer.beta_controller = BetaController(**args.asym.beta_control)
-    trainer.experience_maker = SimpleNamespace(step=0, beta_override=None, latest_experiences=[])
+    trainer.experience_maker = SimpleNamespace(
+        step=0, beta_controller=trainer.beta_controller, latest_experiences=[]
+    )
     monkeypatch.setattr(trainer_module.PPOTrainer, "ppo_train", lambda self, step: {"actor/entropy": 1.0})
     trainer.ppo_train(0)  # entropy 1.0 < 1.5: beta+ up by 0.2 * 0.5, beta- down by the same
     assert (trainer.beta_controller.beta_pos, trainer.beta_controller.beta_neg) == pytest.approx((1.0, 0.3))
 
     seen = {}
+    maker_options = lambda maker: options_at_step(AdvantageOptions(), maker.step, 10, maker.beta_controller)  # noqa: E731
     monkeypatch.setattr(trainer_module.PPOTrainer, "train_step", lambda self, samples, step: (seen.update(
-        override=self.experience_maker.beta_override, step=step), {}, step + 1)[1:])  # fmt: skip
+        options=maker_options(self.experience_maker), step=step), {}, step + 1)[1:])  # fmt: skip
     trainer.train_step([], 1)
-    assert seen["override"] == pytest.approx((1.0, 0.3)) and seen["step"] == 1
+    assert (seen["options"].beta_pos, seen["options"].beta_neg) == pytest.approx((1.0, 0.3)) and seen[
+        "step"
+    ] == 1
 
     saved = {}
     monkeypatch.setattr(trainer_module.PPOTrainer, "save_logs_and_checkpoints", lambda self, step, logs, states: saved.update(states))  # fmt: skip

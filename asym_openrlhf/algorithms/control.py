@@ -18,9 +18,9 @@ leaves the pruning of wrong rollouts as the user set it.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from asym_openrlhf.algorithms.advantages import MAX_BETA
+from asym_openrlhf.algorithms.advantages import MAX_BETA, AdvantageOptions, options_at
 
 ADAPT = ("pos", "neg", "both")
 
@@ -60,3 +60,20 @@ class BetaController:
 
     def load_state(self, state: dict) -> None:
         self.beta_pos, self.beta_neg = float(state["beta_pos"]), float(state["beta_neg"])
+
+
+def options_at_step(
+    options: AdvantageOptions, step: int, total_steps: int, controller: BetaController | None = None
+) -> AdvantageOptions:
+    """The estimator options of training step ``step`` (0-based) of ``total_steps``: β+ / β− where the schedule
+    has moved them, or, with an entropy controller, where the controller has (the two exclude each other).
+    Both trainers call this, so a step's β is decided in one place.
+
+    >>> options_at_step(AdvantageOptions(beta_schedule="linear", beta_pos_end=0.5), 2, 3).beta_pos
+    0.5
+    >>> options_at_step(AdvantageOptions(), 0, 3, BetaController(1.0, 1.0, "pos", 1.2, 0.4)).beta_pos
+    1.2
+    """
+    if controller is not None:
+        return replace(options, beta_pos=controller.beta_pos, beta_neg=controller.beta_neg)
+    return options_at(options, step, total_steps)

@@ -170,6 +170,39 @@ def unique_correct_fraction(responses: list[list], correct: torch.Tensor) -> flo
     return distinct / total if total else None
 
 
+def rollout_metrics(
+    correct: torch.Tensor,
+    responses: list[list],
+    mean_logp: torch.Tensor | None = None,
+    advantages: torch.Tensor | None = None,
+) -> dict[str, float]:
+    """The group metrics of one rollout batch, before its update: what both trainers log under ``rollout/`` and
+    the log-prob / advantage covariance (App. B).
+
+    Args:
+        correct: ``(P, G)`` binary correctness. responses: ``P`` groups of ``G`` hashable responses.
+        mean_logp, advantages: ``(P, G)`` length-normalized log-probs and rollout advantages, or None (the
+            covariance is then left out).
+
+    >>> m = rollout_metrics(torch.tensor([[1, 1], [0, 1]]), [["a", "a"], ["b", "c"]])
+    >>> m["rollout/accuracy"], m["rollout/all_solved_frac"], m["rollout/unique_correct_frac"]
+    (0.75, 0.5, 0.6666666666666666)
+    """
+    correct = correct.bool()
+    metrics = {"rollout/accuracy": correct.float().mean().item(), **solved_fractions(correct)}
+    for count, fraction in enumerate(group_accuracy_histogram(correct).tolist()):
+        metrics[f"rollout/acc_hist/c{count}"] = fraction
+    unique = unique_correct_fraction(responses, correct)
+    if unique is not None:
+        metrics["rollout/unique_correct_frac"] = unique
+    if mean_logp is not None and advantages is not None:
+        covariance = group_logp_adv_covariance(mean_logp, advantages)  # (P,)
+        metrics["actor/logp_adv_cov"] = covariance.mean().item()
+        for count, value in covariance_by_accuracy(covariance, correct).items():
+            metrics[f"actor/logp_adv_cov/c{count}"] = value
+    return metrics
+
+
 def ema_over_steps(steps: list[int], values: list[float], factor: float = 0.7) -> list[float]:
     """The EMA with its decay counted in training steps, not logged points: s = f^d·s + (1-f^d)·x, d the steps
     since the previous point. Equal to ``ema`` for a metric logged every step; for one logged every 10 steps

@@ -11,12 +11,12 @@ upstream's code path untouched):
 from __future__ import annotations
 
 import itertools
-from dataclasses import replace
 from types import SimpleNamespace
 
 import torch
 
-from asym_openrlhf.algorithms.advantages import AdvantageOptions, compute_advantages, options_at
+from asym_openrlhf.algorithms.advantages import AdvantageOptions, compute_advantages
+from asym_openrlhf.algorithms.control import options_at_step
 from asym_openrlhf.integration.upstream import RemoteExperienceMaker
 
 
@@ -85,7 +85,9 @@ class AsymExperienceMaker(RemoteExperienceMaker):
         # Where a β schedule is: the trainer sets the step before each batch and the run's total once.
         self.step, self.total_steps = 0, 1
         self.latest_options = None  # the options the last batch's advantages used (β at that step)
-        self.beta_override = None  # (β+, β−) from the trainer's entropy controller, when there is one
+        self.beta_controller = (
+            None  # the trainer's entropy controller (--asym.target_entropy), when there is one
+        )
 
     def make_experience_batch(self, rollout_samples):
         check_rewards(rollout_samples, self.reward_model_group is not None)
@@ -100,9 +102,9 @@ class AsymExperienceMaker(RemoteExperienceMaker):
 
         group_size = self.args.rollout.n_samples_per_prompt
         correct, indices, lengths = regroup(experiences, binary_scores, group_size)  # (P, G)
-        options = options_at(advantage_options(settings), self.step, self.total_steps)
-        if self.beta_override is not None:
-            options = replace(options, beta_pos=self.beta_override[0], beta_neg=self.beta_override[1])
+        options = options_at_step(
+            advantage_options(settings), self.step, self.total_steps, self.beta_controller
+        )
         self.latest_options = options
         advantages = compute_advantages(settings.estimator, correct, self.latest_options)
         if not torch.isfinite(advantages).all():

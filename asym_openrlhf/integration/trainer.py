@@ -12,15 +12,8 @@ import ray
 from asym_openrlhf.algorithms.advantages import beta_metrics
 from asym_openrlhf.algorithms.control import BetaController
 from asym_openrlhf.algorithms.losses import masked_mean
-from asym_openrlhf.algorithms.metrics import (
-    covariance_by_accuracy,
-    entropy_pos_neg,
-    group_accuracy_histogram,
-    group_logp_adv_covariance,
-    positive_logprob_gain,
-    solved_fractions,
-    unique_correct_fraction,
-)
+from asym_openrlhf.algorithms.metrics import entropy_pos_neg, positive_logprob_gain
+from asym_openrlhf.algorithms.metrics import rollout_metrics as batch_rollout_metrics
 from asym_openrlhf.integration import weight_sync_check
 from asym_openrlhf.integration.checkpoints import prune_hf_checkpoints, write_final_marker, write_saved_marker
 from asym_openrlhf.integration.experience_maker import AsymExperienceMaker, regroup
@@ -34,14 +27,14 @@ from asym_openrlhf.integration.upstream import (
 
 
 def rollout_metrics(experiences, group_size: int) -> dict[str, float]:
-    """Group-level metrics of one rollout batch (before the update).
+    """Group-level metrics of one rollout batch (before the update): ``algorithms.metrics.rollout_metrics`` on
+    the experiences regrouped by prompt.
 
     Needs the binary ``scores``; returns ``{}`` when the reward function gave none (an upstream reward model).
     """
     if group_size < 2 or any(experience.scores is None for experience in experiences):
         return {}
     correct = regroup(experiences, lambda e: e.scores, group_size)[0].bool()  # (P, G)
-    metrics = {"rollout/accuracy": correct.float().mean().item(), **solved_fractions(correct)}
     # Each rollout's response tokens, in prompt-group order. The action mask covers the last A tokens of the
     # sequences, as upstream's Actor.forward reads it (log_probs[:, -A:]).
     responses = {}
@@ -51,11 +44,6 @@ def rollout_metrics(experiences, group_size: int) -> dict[str, float]:
                 e.sequences[row, -e.action_mask.shape[1] :][e.action_mask[row].bool()].tolist()
             )
     grouped = [[responses[p * group_size + g] for g in range(group_size)] for p in range(correct.shape[0])]
-    unique = unique_correct_fraction(grouped, correct)
-    if unique is not None:
-        metrics["rollout/unique_correct_frac"] = unique
-    for count, fraction in enumerate(group_accuracy_histogram(correct).tolist()):
-        metrics[f"rollout/acc_hist/c{count}"] = fraction
 
     # Appendix B: length-normalized log-prob of each rollout against its (rollout-level) advantage.
     def mean_logp(e):
@@ -64,14 +52,11 @@ def rollout_metrics(experiences, group_size: int) -> dict[str, float]:
     def rollout_advantage(e):
         return masked_mean(e.advantages.float(), e.action_mask, dim=-1)
 
+    logp = advantages = None
     if all(e.action_log_probs is not None and e.advantages is not None for e in experiences):
         logp = regroup(experiences, mean_logp, group_size)[0]
         advantages = regroup(experiences, rollout_advantage, group_size)[0]
-        covariance = group_logp_adv_covariance(logp, advantages)  # (P,)
-        metrics["actor/logp_adv_cov"] = covariance.mean().item()
-        for count, value in covariance_by_accuracy(covariance, correct).items():
-            metrics[f"actor/logp_adv_cov/c{count}"] = value
-    return metrics
+    return batch_rollout_metrics(correct, grouped, logp, advantages)
 
 
 # Key of the entropy controller's β in upstream's checkpoint client states (saved and restored with them).
@@ -145,6 +130,7 @@ class AsymPPOTrainer(PPOTrainer):
         )
         control = getattr(self.args.asym, "beta_control", None)
         self.beta_controller = None if control is None else BetaController(**control)
+        self.experience_maker.beta_controller = self.beta_controller  # β at each step: options_at_step
         # Rollout steps of the run (the generator drops each episode's partial batch): a β schedule's length.
         rollout = self.args.rollout
         self.experience_maker.total_steps = max(
@@ -154,8 +140,6 @@ class AsymPPOTrainer(PPOTrainer):
     def train_step(self, rollout_samples, global_step):
         maker = self.experience_maker
         maker.step = global_step  # steps done so far: where a β schedule stands
-        if self.beta_controller is not None:  # or where the entropy controller has moved β
-            maker.beta_override = (self.beta_controller.beta_pos, self.beta_controller.beta_neg)
         self._asym_steps_done = global_step + 1  # upstream syncs vLLM inside, after this step's update
         status, global_step = super().train_step(rollout_samples, global_step)
         if self._asym_sync_difference is not None:
