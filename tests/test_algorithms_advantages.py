@@ -39,7 +39,7 @@ def test_asym_half_half_is_population_std_grpo():
 
 
 def test_reinforce_is_plus_minus_one():
-    assert adv("reinforce", [[1, 0, 1, 0], [1, 1, 1, 1], [0, 0, 0, 0]]) == [
+    assert adv("reinforce_pm1", [[1, 0, 1, 0], [1, 1, 1, 1], [0, 0, 0, 0]]) == [
         [1, -1, 1, -1],
         [1, 1, 1, 1],
         [-1, -1, -1, -1],
@@ -127,7 +127,19 @@ def test_shaped_rewards_are_refused():
 
 
 def test_reinforce_works_without_a_group():
-    assert adv("reinforce", [[1], [0]]) == [[1.0], [-1.0]]
+    assert adv("reinforce_pm1", [[1], [0]]) == [[1.0], [-1.0]]
+
+
+def test_openrlhf_only_names_are_refused_outside_the_launcher_with_the_name_to_use():
+    """One name, one algorithm: ``reinforce`` is OpenRLHF's whitened REINFORCE, which only the launcher runs;
+    the paper's +1/-1 is ``reinforce_pm1``. The names only OpenRLHF knows are exactly upstream's estimator
+    choices that the registry does not have."""
+    from asym_openrlhf.algorithms.advantages import OPENRLHF_ONLY
+    from asym_openrlhf.integration.upstream import UPSTREAM_ESTIMATORS
+
+    with pytest.raises(ValueError, match="OpenRLHF's own estimator.*reinforce_pm1"):
+        compute_advantages("reinforce", torch.tensor([[1, 0]]))
+    assert set(OPENRLHF_ONLY) == set(UPSTREAM_ESTIMATORS) - set(ESTIMATORS)
 
 
 @pytest.mark.parametrize(

@@ -180,7 +180,7 @@ def test_options_that_still_apply_or_come_after_the_last_estimator_are_kept():
 def test_upstream_reinforce_warns_that_it_is_not_the_papers(capsys):
     args = launcher.resolve_config(GOOD + ["--advantage_estimator", "reinforce"])
     assert args.algo.advantage.estimator == "reinforce" and args.asym.estimator is None
-    assert "--asym.beta_pos 0 --asym.beta_neg 0" in capsys.readouterr().err
+    assert "--advantage_estimator reinforce_pm1" in capsys.readouterr().err  # the paper's, by its own name
 
 
 def test_estimator_also_accepted_under_upstreams_flag_name():

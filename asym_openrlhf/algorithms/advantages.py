@@ -15,7 +15,7 @@ Registry entries (``ESTIMATORS``), names as OpenRLHF uses them where it has the 
 ``group_norm``     GRPO, Eq. 4: (r - mean) / (std + ε), unbiased std as OpenRLHF, verl and TRL compute it.
 ``dr_grpo``        Dr.GRPO (Liu et al. 2025): r - mean, no std.
 ``pass_at_k``      Pass@K training (Chen et al. 2025), option ``k``.
-presets            ``reinforce`` (0, 0), ``pos_only`` (0.5, 0), ``neg_only`` (0, 0.5), ``symmetric``
+presets            ``reinforce_pm1`` (0, 0), ``pos_only`` (0.5, 0), ``neg_only`` (0, 0.5), ``symmetric``
                    (0.7, 0.7), ``main`` (0.9, 0.4), ``main_clip_higher`` (0.9, 0.3), ``ent_decrease`` and
                    ``ent_increase`` (0.5, 0.5 flipped): AsymGRPO with fixed options. ``w_reinforce``
                    (+0.1/-1), ``psr`` (+1/0), ``nsr`` (0/-1): REINFORCE with channel weights (Zhu et al.).
@@ -34,6 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
 
 import torch
+from asym_eval.options import in_range, one_of, option, optional, validate
 
 FLIPS = ("none", "pos", "neg")
 BETA_SCHEDULES = ("constant", "linear", "cosine")
@@ -62,44 +63,86 @@ class AdvantageOptions:
             ``options_at`` resolves them for a step; the curves read only the resolved β.
     """
 
-    beta_pos: float = 0.9
-    beta_neg: float = 0.4
-    flip: str = "none"
-    k: int = 5
-    scale_pos: float = 1.0
-    scale_neg: float = 1.0
-    beta_schedule: str = "constant"
-    beta_pos_end: float | None = None
-    beta_neg_end: float | None = None
+    beta_pos: float = option(
+        0.9,
+        "--asym.beta_pos",
+        "AsymGRPO β+ (Eq. 10): correct rollouts get ((1-p)/p)^β+. 0 = REINFORCE's +1, 0.5 = GRPO.",
+        check=in_range(0, MAX_BETA),
+        metavar="BETA",
+    )
+    beta_neg: float = option(
+        0.4,
+        "--asym.beta_neg",
+        "AsymGRPO β− (Eq. 10): wrong rollouts get -(p/(1-p))^β−. 0 = REINFORCE's -1, 0.5 = GRPO.",
+        check=in_range(0, MAX_BETA),
+        metavar="BETA",
+    )
+    flip: str = option(
+        "none",
+        "--asym.flip",
+        "reflect a curve around p = 0.5 (App. D): pos = EntDecrease, neg = EntIncrease.",
+        check=one_of(FLIPS),
+        metavar="{" + ",".join(FLIPS) + "}",
+    )
+    k: int = option(
+        5,
+        "--pass_k.k",
+        "K of Pass@K training, 1 <= K <= group size (the paper's is 5).",
+        check=in_range(1, integer=True),
+        metavar="K",
+    )
+    scale_pos: float = option(
+        1.0,
+        "--asym.scale_pos",
+        "channel weight: multiplies the correct rollouts' advantage curve of any estimator "
+        "(W-REINFORCE, Zhu et al. 2025, arXiv 2506.01347, is --advantage_estimator w_reinforce: +λ/-1, λ = 0.1).",
+        check=in_range(0, MAX_SCALE),
+        metavar="W",
+    )
+    scale_neg: float = option(
+        1.0,
+        "--asym.scale_neg",
+        "channel weight: multiplies the wrong rollouts' advantage curve of any estimator (psr and nsr keep "
+        "one channel).",
+        check=in_range(0, MAX_SCALE),
+        metavar="W",
+    )
+    beta_schedule: str = option(
+        "constant",
+        "--asym.beta_schedule",
+        "move β+ / β− over the run's training steps, from --asym.beta_pos / --asym.beta_neg at the first to "
+        "--asym.beta_pos_end / --asym.beta_neg_end at the last: linear, or cosine (slow at both ends). Beyond "
+        "the paper, which fixes β (its Limitations).",
+        check=one_of(BETA_SCHEDULES),
+        metavar="{" + ",".join(BETA_SCHEDULES) + "}",
+    )
+    beta_pos_end: float | None = option(
+        None,
+        "--asym.beta_pos_end",
+        "β+ at the last training step under --asym.beta_schedule; unset: β+ stays fixed.",
+        check=optional(in_range(0, MAX_BETA)),
+        metavar="BETA",
+        type=float,
+    )
+    beta_neg_end: float | None = option(
+        None,
+        "--asym.beta_neg_end",
+        "β− at the last training step under --asym.beta_schedule; unset: β− stays fixed.",
+        check=optional(in_range(0, MAX_BETA)),
+        metavar="BETA",
+        type=float,
+    )
 
     def validate(self, group_size: int | None = None) -> None:
-        """Raise ``ValueError`` naming the option that is out of range."""
-        for name in ("beta_pos", "beta_neg"):
-            value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and 0.0 <= value <= MAX_BETA):
-                raise ValueError(f"{name} must be a number in [0, {MAX_BETA:g}], got {value!r}")
-        if self.flip not in FLIPS:
-            raise ValueError(f"flip must be one of {', '.join(FLIPS)}, got {self.flip!r}")
-        for name in ("scale_pos", "scale_neg"):
-            value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and 0.0 <= value <= MAX_SCALE):
-                raise ValueError(f"{name} must be a number in [0, {MAX_SCALE:g}], got {value!r}")
-        if self.beta_schedule not in BETA_SCHEDULES:
-            raise ValueError(
-                f"beta_schedule must be one of {', '.join(BETA_SCHEDULES)}, got {self.beta_schedule!r}"
-            )
+        """Raise ``ValueError`` naming the option that is out of range (its declared check, then the ties
+        between options)."""
+        validate(self)
         ends = [name for name in ("beta_pos_end", "beta_neg_end") if getattr(self, name) is not None]
-        for name in ends:
-            value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and 0.0 <= value <= MAX_BETA):
-                raise ValueError(f"{name} must be a number in [0, {MAX_BETA:g}], got {value!r}")
         if (self.beta_schedule == "constant") != (not ends):
             raise ValueError(
                 "beta_schedule needs an end value (beta_pos_end and/or beta_neg_end), and an end value needs "
                 f"a beta_schedule other than constant; got beta_schedule={self.beta_schedule!r}, ends {ends}"
             )
-        if not isinstance(self.k, int) or self.k < 1:
-            raise ValueError(f"k must be an integer >= 1, got {self.k!r}")
         if group_size is not None and self.k > group_size:
             raise ValueError(f"k must be <= the group size G = {group_size}, got k = {self.k}")
 
@@ -151,6 +194,9 @@ class Estimator:
     reads: tuple[str, ...] = ()  # option names the curves depend on
     fixed: dict = field(default_factory=dict)  # options a preset pins (and the user may not override)
     min_group_size: int = 2
+    # The loss aggregation the method is defined with; both trainers derive theirs from it (Dr.GRPO: the token
+    # sum over a constant, ``losses.aggregate_loss``).
+    loss_aggregation: str = "token_mean"
 
     def resolve(self, options: AdvantageOptions | None = None) -> AdvantageOptions:
         """The options this estimator runs with: the user's, with the preset's fixed values on top."""
@@ -167,6 +213,7 @@ def register_estimator(
     reads: tuple[str, ...] = (),
     fixed: dict | None = None,
     min_group_size: int = 2,
+    loss_aggregation: str = "token_mean",
     curves: CurveFn | None = None,
 ):
     """Register ``curves`` (or, used as a decorator, the decorated function) under ``name``.
@@ -181,16 +228,35 @@ def register_estimator(
     def add(fn: CurveFn) -> CurveFn:
         if name in ESTIMATORS:
             raise ValueError(f"advantage estimator {name!r} is already registered")
-        ESTIMATORS[name] = Estimator(name, fn, description, tuple(reads), dict(fixed or {}), min_group_size)
+        ESTIMATORS[name] = Estimator(
+            name, fn, description, tuple(reads), dict(fixed or {}), min_group_size, loss_aggregation
+        )
         return fn
 
     return add(curves) if curves is not None else add
+
+
+# OpenRLHF's estimators that are not binary-reward group curves: only the OpenRLHF launcher runs them, on
+# upstream's own code. Every other name means the same algorithm in every command (group_norm and dr_grpo
+# included: the launcher runs them through this registry too).
+OPENRLHF_ONLY = {
+    "gae": "PPO's GAE with a critic",
+    "reinforce": "REINFORCE on the raw reward whitened over the batch, not the paper's +1/-1 (reinforce_pm1)",
+    "rloo": "RLOO, a leave-one-out baseline",
+    "reinforce_baseline": "REINFORCE with the group mean as baseline, whitened over the batch",
+    "flash_reinforce": "REINFORCE with the batch mean as baseline",
+}
 
 
 def get_estimator(name: str) -> Estimator:
     try:
         return ESTIMATORS[name]
     except KeyError:
+        if name in OPENRLHF_ONLY:
+            raise ValueError(
+                f"{name!r} is OpenRLHF's own estimator ({OPENRLHF_ONLY[name]}): only the OpenRLHF launcher "
+                f"runs it; this command knows {', '.join(ESTIMATORS)}"
+            ) from None
         raise ValueError(
             f"unknown advantage estimator {name!r}; choose from {', '.join(ESTIMATORS)}"
         ) from None
@@ -260,7 +326,9 @@ def _grpo_curves(group_size: int, opts: AdvantageOptions) -> tuple[torch.Tensor,
     return (1 - p) / (std + GRPO_STD_EPS), -p / (std + GRPO_STD_EPS)
 
 
-@register_estimator("dr_grpo", "Dr.GRPO: r - mean (no std); pair it with the sum/constant loss")
+@register_estimator(
+    "dr_grpo", "Dr.GRPO: r - mean (no std), with the sum/constant loss", loss_aggregation="seq_sum_constant"
+)
 def _dr_grpo_curves(group_size: int, opts: AdvantageOptions) -> tuple[torch.Tensor, torch.Tensor]:
     p = _counts(group_size)
     return 1 - p, -p
@@ -287,7 +355,7 @@ def _pass_at_k_curves(group_size: int, opts: AdvantageOptions) -> tuple[torch.Te
 
 
 PRESETS: dict[str, dict] = {
-    "reinforce": dict(beta_pos=0.0, beta_neg=0.0, flip="none"),
+    "reinforce_pm1": dict(beta_pos=0.0, beta_neg=0.0, flip="none"),
     "pos_only": dict(beta_pos=0.5, beta_neg=0.0, flip="none"),
     "neg_only": dict(beta_pos=0.0, beta_neg=0.5, flip="none"),
     "symmetric": dict(beta_pos=0.7, beta_neg=0.7, flip="none"),
@@ -301,7 +369,7 @@ PRESETS: dict[str, dict] = {
     "nsr": dict(beta_pos=0.0, beta_neg=0.0, flip="none", scale_pos=0.0, scale_neg=1.0),
 }
 _PRESET_NOTES = {
-    "reinforce": "REINFORCE, +1/-1 (Eq. 5)",
+    "reinforce_pm1": "REINFORCE, +1/-1 (Eq. 5)",
     "pos_only": "Pos-only modulation",
     "neg_only": "Neg-only modulation",
     "symmetric": "AsymGRPO with beta_pos = beta_neg",
@@ -314,7 +382,7 @@ _PRESET_NOTES = {
     "nsr": "NSR (Zhu et al. 2025): negative samples only, 0/-1",
 }
 # The weighted REINFORCE family needs no group, like REINFORCE itself.
-_NO_GROUP_PRESETS = {"reinforce", "w_reinforce", "psr", "nsr"}
+_NO_GROUP_PRESETS = {"reinforce_pm1", "w_reinforce", "psr", "nsr"}
 for _name, _fixed in PRESETS.items():
     register_estimator(
         _name,

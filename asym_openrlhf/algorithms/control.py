@@ -20,6 +20,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
+from asym_eval.options import in_range, one_of, option, optional, validate
+
 from asym_openrlhf.algorithms.advantages import MAX_BETA, AdvantageOptions, options_at
 
 ADAPT = ("pos", "neg", "both")
@@ -29,20 +31,40 @@ ADAPT = ("pos", "neg", "both")
 class BetaController:
     """β+ / β− that follow ``actor/entropy`` to ``target`` at ``rate`` (β units per nat of entropy error)."""
 
-    target: float
-    rate: float
-    adapt: str
-    beta_pos: float
-    beta_neg: float
+    target: float | None = option(
+        None,
+        "--asym.target_entropy",
+        "entropy-targeted β (beyond the paper): after each step, move β toward holding actor/entropy at H nats "
+        "per token: β+ += rate·(H − entropy) and/or β− −= rate·(H − entropy), within [0, 4]. asym_grpo only; "
+        "the start values are --asym.beta_pos / --asym.beta_neg. Unset: off.",
+        check=optional(in_range(0, low_open=True)),
+        metavar="H",
+        type=float,
+        show_default=False,
+    )
+    rate: float = option(
+        1.0,
+        "--asym.adapt_rate",
+        "with --asym.target_entropy: β change per nat of entropy error per step (> 0).",
+        check=in_range(0, low_open=True),
+        metavar="RATE",
+    )
+    adapt: str = option(
+        "pos",
+        "--asym.adapt",
+        "with --asym.target_entropy: which β the controller moves. pos: β+ up keeps the informative entropy of "
+        "rare successes; neg: β− down stops pruning wrong rollouts so hard; both.",
+        check=one_of(ADAPT),
+        metavar="{" + ",".join(ADAPT) + "}",
+    )
+    beta_pos: float = 0.9  # where the controller has moved β+ / β− (starts at the run's)
+    beta_neg: float = 0.4
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the option that is out of range."""
-        if not (math.isfinite(self.target) and self.target > 0):
-            raise ValueError(f"target_entropy must be a number > 0 (nats per token), got {self.target!r}")
-        if not (math.isfinite(self.rate) and self.rate > 0):
-            raise ValueError(f"adapt_rate must be a number > 0, got {self.rate!r}")
-        if self.adapt not in ADAPT:
-            raise ValueError(f"adapt must be one of {', '.join(ADAPT)}, got {self.adapt!r}")
+        validate(self)
+        if self.target is None:
+            raise ValueError("target must be set (nats per token)")
 
     def update(self, entropy: float) -> None:
         """One step of the rule above, from the step's token-mean entropy."""

@@ -12,9 +12,11 @@ Departures from the textbook PPO objective, all from the papers the baselines co
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass
 
 import torch
+from asym_eval.options import in_range, one_of, option, optional
 
 AGGREGATIONS = ("token_mean", "seq_sum_constant")
 
@@ -72,6 +74,36 @@ def aggregate_loss(
             raise ValueError("seq_sum_constant aggregation needs max_response_len > 0")
         return ((token_loss * mask).sum(dim=-1) / max_response_len).mean()
     raise ValueError(f"unknown loss aggregation {mode!r}; choose from {', '.join(AGGREGATIONS)}")
+
+
+@dataclass(frozen=True)
+class EntropyAdvantage:
+    """Entropy Advantage (Cheng et al. 2025, SPEC §3): per token A' = A + min(α·H_t, |A|/κ), H_t detached.
+    Off while ``alpha`` is unset; both trainers read these two fields."""
+
+    alpha: float | None = option(
+        None,
+        "--entropy_adv.alpha",
+        "Entropy Advantage α (Cheng et al. 2025, SPEC §3): per token A' = A + min(α·H_t, |A|/κ), α >= 0; the "
+        "paper uses 0.4. Unset: off.",
+        check=optional(in_range(0)),
+        aliases=("--entropy_adv_alpha",),
+        metavar="ALPHA",
+        type=float,
+        show_default=False,
+    )
+    kappa: float = option(
+        2.0,
+        "--entropy_adv.kappa",
+        "Entropy Advantage κ > 1: caps the bonus at |A|/κ so it never flips A's sign.",
+        check=in_range(1, low_open=True),
+        aliases=("--entropy_adv_kappa",),
+        metavar="KAPPA",
+    )
+
+    @property
+    def active(self) -> bool:
+        return self.alpha is not None and self.alpha > 0
 
 
 def entropy_shaped_advantages(
@@ -204,12 +236,57 @@ class TokenControl:
             (Wang et al. 2025, arXiv 2506.01939; the paper's ρ = 0.2).
     """
 
-    cov_mode: str | None = None
-    cov_ratio: float = 2e-4
-    clip_cov_low: float = 1.0
-    clip_cov_high: float = 5.0
-    kl_cov_coef: float = 1.0
-    top_entropy_rho: float | None = None
+    cov_mode: str | None = option(
+        None,
+        "--cov.mode",
+        "Clip-Cov or KL-Cov (Cui et al. 2025, arXiv 2505.22617, as verl's clip_cov / kl_cov): cut the gradient "
+        "of a few random tokens of high Cov(log π, A), or add coef·|log π − log π_old| to the highest-covariance "
+        "ones (KL-Cov drops the ratio clip, as verl).",
+        check=optional(one_of(COV_MODES)),
+        metavar="{" + ",".join(COV_MODES) + "}",
+    )
+    cov_ratio: float = option(
+        2e-4,
+        "--cov.ratio",
+        "expected fraction of each micro-batch's response tokens Clip-Cov / KL-Cov act on, in (0, 1] (the count "
+        "is rounded stochastically, so the fraction holds at any micro-batch size; logged as actor/cov_frac). "
+        "The default is verl's PolicyLossConfig; the paper's KL-Cov k for Qwen2.5-7B is 2e-3.",
+        check=in_range(0, 1, low_open=True),
+        metavar="R",
+    )
+    clip_cov_low: float = option(
+        1.0,
+        "--cov.clip_lb",
+        "Clip-Cov: lower covariance bound of the tokens it may cut (verl's).",
+        check=in_range(-math.inf, math.inf),
+        metavar="C",
+    )
+    clip_cov_high: float = option(
+        5.0,
+        "--cov.clip_ub",
+        "Clip-Cov: upper covariance bound of the tokens it may cut (verl's).",
+        check=in_range(-math.inf, math.inf),
+        metavar="C",
+    )
+    kl_cov_coef: float = option(
+        1.0,
+        "--cov.kl_coef",
+        "KL-Cov: coefficient of the |log-ratio| penalty, > 0 (the paper's recipes; verl's PolicyLossConfig "
+        "default is 0.1).",
+        check=in_range(0, low_open=True),
+        metavar="K",
+    )
+    top_entropy_rho: float | None = option(
+        None,
+        "--top_entropy.rho",
+        "top-entropy-token training (Wang et al. 2025, 'Beyond the 80/20 Rule', arXiv 2506.01939): only the "
+        "fraction ρ of response tokens of highest (detached) entropy get a policy gradient; the paper uses 0.2. "
+        "Unset: off.",
+        check=optional(in_range(0, 1, low_open=True)),
+        metavar="RHO",
+        type=float,
+        show_default=False,
+    )
 
     @property
     def active(self) -> bool:

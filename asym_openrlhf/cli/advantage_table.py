@@ -109,8 +109,8 @@ def plot_curves(path: str, name: str, group_size: int, options: AdvantageOptions
     curves = [(name, options, f"{name} ({_settings(name, options)})", "C0", "-")]
     if name != "group_norm":
         curves.append(("group_norm", AdvantageOptions(), "GRPO (group_norm, unbiased std)", "C1", "--"))
-    if name != "reinforce":
-        curves.append(("reinforce", AdvantageOptions(), "REINFORCE (+1/-1)", "C2", ":"))
+    if name != "reinforce_pm1":
+        curves.append(("reinforce_pm1", AdvantageOptions(), "REINFORCE (+1/-1)", "C2", ":"))
     for curve_name, opts, label, color, style in curves:
         rows = table_rows(curve_name, group_size, opts)
         pos = [(r["p"], r["adv_pos"]) for r in rows if r["adv_pos"] is not None]

@@ -13,9 +13,11 @@ How it hooks in, without patching anything inside a Ray actor (a driver-side pat
      experience maker and loss inside the actors;
   4. ``--dry_run`` stops where ``train()`` would start Ray and prints the resolved configuration as JSON.
 
-Estimator names: OpenRLHF's own (gae, reinforce, rloo, reinforce_baseline, group_norm, dr_grpo,
-flash_reinforce) keep their upstream meaning; ``dr_grpo`` also gets Dr.GRPO's loss aggregation. Every other
-name of ``asym_openrlhf.algorithms.advantages.ESTIMATORS`` runs through ``compute_advantages``.
+Estimator names mean one algorithm everywhere: every name of ``asym_openrlhf.algorithms.advantages.ESTIMATORS``
+(``group_norm`` and ``dr_grpo`` included, with the loss aggregation the registry gives them) runs through
+``compute_advantages``, as in ``asym-rl lite``; OpenRLHF's estimators that are not in the registry
+(``OPENRLHF_ONLY``: gae, reinforce, rloo, reinforce_baseline, flash_reinforce) run upstream's code untouched.
+The paper's +1/-1 REINFORCE is ``reinforce_pm1``.
 """
 
 from __future__ import annotations
@@ -26,13 +28,19 @@ import json
 import math
 import runpy
 import sys
+from dataclasses import asdict, fields
 from types import SimpleNamespace
 
-from asym_openrlhf.algorithms.advantages import ESTIMATORS, get_estimator
+from asym_eval.options import declared, dest_of
+
+from asym_openrlhf.algorithms.advantages import ESTIMATORS, OPENRLHF_ONLY, AdvantageOptions, get_estimator
+from asym_openrlhf.algorithms.control import BetaController
 from asym_openrlhf.cli.flags import (
+    add_entropy_advantage_flags,
     add_estimator_flags,
     add_token_control_flags,
     beta_controller_from_args,
+    entropy_advantage_from_args,
     estimator_from_args,
     token_control_from_args,
 )
@@ -43,20 +51,10 @@ PROG = "python -m asym_openrlhf.cli.train_ppo_ray"
 GPU_ONLY_MODULES = ("flash_attn", "flash_attn_2_cuda", "vllm")
 # Upstream's parser must accept the estimator it is given; ours is put back right after it parses.
 PLACEHOLDER_ESTIMATOR = "group_norm"
-DEFAULT_ESTIMATOR = "gae"  # upstream's default
+DEFAULT_ESTIMATOR = "asym_grpo"  # as every command of this project (upstream's own default is gae)
+# Our estimator options, argparse destination -> the flag, from their declarations.
 OUR_OPTION_FLAGS = {
-    "asym_beta_pos": "--asym.beta_pos",
-    "asym_beta_neg": "--asym.beta_neg",
-    "asym_flip": "--asym.flip",
-    "pass_k_k": "--pass_k.k",
-    "asym_scale_pos": "--asym.scale_pos",
-    "asym_scale_neg": "--asym.scale_neg",
-    "asym_beta_schedule": "--asym.beta_schedule",
-    "asym_beta_pos_end": "--asym.beta_pos_end",
-    "asym_beta_neg_end": "--asym.beta_neg_end",
-    "asym_target_entropy": "--asym.target_entropy",
-    "asym_adapt_rate": "--asym.adapt_rate",
-    "asym_adapt": "--asym.adapt",
+    dest_of(f): f.metadata["flag"] for cls in (AdvantageOptions, BetaController) for f in declared(cls)
 }
 
 
@@ -77,23 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
         estimator_flags=("--advantage_estimator", "--algo.advantage.estimator"),
         default=DEFAULT_ESTIMATOR,
     )
-    parser.add_argument(
-        "--entropy_adv.alpha",
-        dest="entropy_adv_alpha",
-        type=float,
-        default=None,
-        metavar="ALPHA",
-        help="Entropy Advantage (Cheng et al. 2025, SPEC §3): per token A' = A + min(alpha*H_t, |A|/kappa). "
-        "alpha >= 0; the paper uses 0.4. Default: off.",
-    )
-    parser.add_argument(
-        "--entropy_adv.kappa",
-        dest="entropy_adv_kappa",
-        type=float,
-        default=2.0,
-        metavar="KAPPA",
-        help="Entropy Advantage kappa > 1: caps the bonus at |A|/kappa so it never flips A's sign. Default 2.",
-    )
+    add_entropy_advantage_flags(parser)
     add_token_control_flags(parser)
     parser.add_argument(
         "--asym.log_pos_logprob_gain",
@@ -144,24 +126,17 @@ def resolve_settings(ours: argparse.Namespace, args) -> SimpleNamespace:
     An explicit ``--actor.entropy_coef 0`` becomes None (unset): 0 adds no bonus, and would only make upstream
     keep a (tokens x vocabulary) tensor alive through backward.
     """
-    from asym_openrlhf.integration.upstream import UPSTREAM_ESTIMATORS
-
     name = ours.advantage_estimator
+    ours_estimator = name not in OPENRLHF_ONLY
+    entropy_adv = entropy_advantage_from_args(ours)
+    # args.asym: the estimator's options flat (every AdvantageOptions field, None for upstream's estimators).
     settings = SimpleNamespace(
         estimator=None,
-        beta_pos=None,
-        beta_neg=None,
-        flip=None,
-        k=None,
-        scale_pos=None,
-        scale_neg=None,
-        beta_schedule=None,
-        beta_pos_end=None,
-        beta_neg_end=None,
+        **{f.name: None for f in fields(AdvantageOptions)},
         beta_control=None,
-        entropy_adv_alpha=ours.entropy_adv_alpha,
-        entropy_adv_kappa=ours.entropy_adv_kappa,
-        loss_aggregation="seq_sum_constant" if name == "dr_grpo" else "token_mean",
+        entropy_adv_alpha=entropy_adv.alpha,
+        entropy_adv_kappa=entropy_adv.kappa,
+        loss_aggregation=get_estimator(name).loss_aggregation if ours_estimator else "token_mean",
         log_pos_logprob_gain=ours.log_pos_logprob_gain,
         check_weight_sync=ours.check_weight_sync,  # the tolerance, or None: off
     )
@@ -172,15 +147,14 @@ def resolve_settings(ours: argparse.Namespace, args) -> SimpleNamespace:
             "estimators, losses or metrics",
         )
 
-    if name in UPSTREAM_ESTIMATORS:
+    if not ours_estimator:
         for dest, flag in OUR_OPTION_FLAGS.items():
             if getattr(ours, dest) is not None:
                 _refuse(flag, f"only applies to this project's estimators; {name!r} is OpenRLHF's own")
         if name == "reinforce":
             print(
                 "[asym] warning: --advantage_estimator reinforce is OpenRLHF's (raw reward whitened over the "
-                "batch), not the paper's +1/-1 REINFORCE: use --advantage_estimator asym_grpo "
-                "--asym.beta_pos 0 --asym.beta_neg 0 for that",
+                "batch), not the paper's +1/-1 REINFORCE: use --advantage_estimator reinforce_pm1 for that",
                 file=sys.stderr,
             )
     else:
@@ -191,11 +165,7 @@ def resolve_settings(ours: argparse.Namespace, args) -> SimpleNamespace:
         )
         options = get_estimator(name).resolve(options)  # presets' fixed values, for the record
         settings.estimator = name
-        settings.beta_pos, settings.beta_neg = options.beta_pos, options.beta_neg
-        settings.flip, settings.k = options.flip, options.k
-        settings.scale_pos, settings.scale_neg = options.scale_pos, options.scale_neg
-        settings.beta_schedule = options.beta_schedule
-        settings.beta_pos_end, settings.beta_neg_end = options.beta_pos_end, options.beta_neg_end
+        vars(settings).update(asdict(options))
         controller = beta_controller_from_args(ours, name, options)
         settings.beta_control = None if controller is None else controller.__dict__.copy()
         if args.algo.kl.init_coef > 0 and not args.algo.kl.use_loss:
@@ -220,11 +190,6 @@ def resolve_settings(ours: argparse.Namespace, args) -> SimpleNamespace:
                 "--reward.remote_url asym_openrlhf/reward/math_reward.py",
             )
 
-    if settings.entropy_adv_alpha is not None:
-        if not (math.isfinite(settings.entropy_adv_alpha) and settings.entropy_adv_alpha >= 0):
-            _refuse("--entropy_adv.alpha", f"must be a number >= 0, got {settings.entropy_adv_alpha}")
-        if not (math.isfinite(settings.entropy_adv_kappa) and settings.entropy_adv_kappa > 1):
-            _refuse("--entropy_adv.kappa", f"must be > 1, got {settings.entropy_adv_kappa}")
     if args.actor.entropy_coef == 0:
         # 0 adds no bonus: upstream would only compute the entropy under grad, keeping a (tokens x vocabulary)
         # tensor per micro-batch alive through backward, and log it loss-normalised. Our policy actor logs
@@ -437,9 +402,7 @@ BETA_MOVING |= {"asym_adapt_rate", "asym_adapt"}
 
 def _option_applies(dest: str, name: str) -> bool:
     """Whether our option ``dest`` (a key of OUR_OPTION_FLAGS) means something to estimator ``name``."""
-    from asym_openrlhf.integration.upstream import UPSTREAM_ESTIMATORS
-
-    if name in UPSTREAM_ESTIMATORS or name not in ESTIMATORS:
+    if name not in ESTIMATORS:
         return False
     estimator = ESTIMATORS[name]
     key = dest.removeprefix("asym_").removeprefix("pass_k_")
@@ -485,14 +448,12 @@ def drop_overridden_options(argv: list[str]) -> list[str]:
 
 def split_argv(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     """Our flags, and upstream's argv (with an estimator upstream's parser accepts)."""
-    from asym_openrlhf.integration.upstream import UPSTREAM_ESTIMATORS
-
     ours, rest = build_parser().parse_known_args(drop_overridden_options(argv))
     name = ours.advantage_estimator
-    if name not in UPSTREAM_ESTIMATORS and name not in ESTIMATORS:
-        choices = list(UPSTREAM_ESTIMATORS) + [n for n in ESTIMATORS if n not in UPSTREAM_ESTIMATORS]
+    if name not in OPENRLHF_ONLY and name not in ESTIMATORS:
+        choices = [*OPENRLHF_ONLY, *ESTIMATORS]
         _refuse("--advantage_estimator", f"unknown estimator {name!r}; choose from {', '.join(choices)}")
-    placeholder = name if name in UPSTREAM_ESTIMATORS else PLACEHOLDER_ESTIMATOR
+    placeholder = name if name in OPENRLHF_ONLY else PLACEHOLDER_ESTIMATOR
     return ours, [*rest, "--algo.advantage.estimator", placeholder]
 
 

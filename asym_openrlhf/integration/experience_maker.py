@@ -11,6 +11,7 @@ upstream's code path untouched):
 from __future__ import annotations
 
 import itertools
+from dataclasses import fields
 from types import SimpleNamespace
 
 import torch
@@ -21,18 +22,8 @@ from asym_openrlhf.integration.upstream import RemoteExperienceMaker
 
 
 def advantage_options(settings: SimpleNamespace) -> AdvantageOptions:
-    """The estimator options the launcher resolved and attached to ``args.asym``."""
-    return AdvantageOptions(
-        beta_pos=settings.beta_pos,
-        beta_neg=settings.beta_neg,
-        flip=settings.flip,
-        k=settings.k,
-        scale_pos=settings.scale_pos,
-        scale_neg=settings.scale_neg,
-        beta_schedule=settings.beta_schedule,
-        beta_pos_end=settings.beta_pos_end,
-        beta_neg_end=settings.beta_neg_end,
-    )
+    """The estimator options the launcher resolved and attached to ``args.asym`` (flat, one per field)."""
+    return AdvantageOptions(**{f.name: getattr(settings, f.name) for f in fields(AdvantageOptions)})
 
 
 def regroup(experiences, values_of, group_size: int) -> tuple[torch.Tensor, list[int], list[int]]:

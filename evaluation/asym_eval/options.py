@@ -33,19 +33,28 @@ Check = Callable[[object], "str | None"]  # a value -> what is wrong with it, or
 
 
 def option(
-    default, flag: str, help: str, *, check: Check | None = None, show_default: bool = True, **argparse_kw
+    default,
+    flag: str,
+    help: str,
+    *,
+    check: Check | None = None,
+    show_default: bool = True,
+    aliases: tuple[str, ...] = (),
+    **argparse_kw,
 ):
     """A dataclass field that is also a command-line flag.
 
     ``help`` names the paper's symbol where there is one; the default is appended from ``default``, so it is
     written once. ``check`` returns what is wrong with a value (``None`` when fine); ``argparse_kw`` go to
     ``add_argument`` (``type`` defaults to the default's type, ``metavar`` to the field's name in capitals).
+    ``aliases`` are other spellings of the flag that users already type.
     """
     metadata = {
         "flag": flag,
         "help": help,
         "check": check,
         "show_default": show_default,
+        "aliases": tuple(aliases),
         "argparse": argparse_kw,
     }
     return field(default=default, metadata=metadata)
@@ -83,7 +92,8 @@ def add_flags(parser, cls, *, defaults: bool = False, skip: Iterable[str] = (), 
         meta, default = f.metadata, _default(f)
         kwargs = {"metavar": f.name.upper(), **meta["argparse"], **overrides.get(f.name, {})}
         action = kwargs.get("action")
-        if action is None and "type" not in kwargs and default is not None and not isinstance(default, str):
+        number = isinstance(default, int | float) and not isinstance(default, bool)
+        if action is None and "type" not in kwargs and number:
             kwargs["type"] = type(default)
         if action in ("store_true", "store_false"):
             kwargs.pop("metavar", None)
@@ -91,7 +101,12 @@ def add_flags(parser, cls, *, defaults: bool = False, skip: Iterable[str] = (), 
         if meta["show_default"] and action is None:
             text += f" Default: {_show(default)}."
         parser.add_argument(
-            meta["flag"], dest=dest_of(f), default=default if defaults else None, help=text, **kwargs
+            meta["flag"],
+            *meta["aliases"],
+            dest=dest_of(f),
+            default=default if defaults else None,
+            help=text,
+            **kwargs,
         )
 
 
