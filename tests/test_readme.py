@@ -18,10 +18,7 @@ def test_metrics_table_is_the_metrics_registry():
 
 def test_every_estimator_is_documented():
     for name in ESTIMATORS:
-        if name in {"reinforce"}:  # documented as asym_grpo (0, 0): the launcher gives the name to OpenRLHF
-            assert "registry preset `reinforce`" in README
-        else:
-            assert f"`{name}`" in README, name
+        assert f"`{name}`" in README, name
 
 
 def test_ci_runs_the_readme_test_command():
