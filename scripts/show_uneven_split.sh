@@ -20,9 +20,10 @@ PY
 start=$(date +%s)
 setsid "$PYTHON" -c '
 import sys
-import asym_openrlhf.cli.train_ppo_ray as launcher
-launcher.check_batch_split = lambda args: print("[uneven] batch-split check switched off", file=sys.stderr)
-sys.exit(launcher.main(sys.argv[1:]))
+import asym_openrlhf.cli.launcher_settings as checks
+checks.check_batch_split = lambda args: print("[uneven] batch-split check switched off", file=sys.stderr)
+from asym_openrlhf.cli.train_ppo_ray import main
+sys.exit(main(sys.argv[1:]))
 ' --cpu_backend --advantage_estimator asym_grpo \
   --actor.model_name_or_path "$ROOT/asym_openrlhf/assets/lite_addition" \
   --data.prompt_dataset "$WORK_DIR/train.jsonl" --data.input_key input --data.label_key label --data.max_len 28 \
