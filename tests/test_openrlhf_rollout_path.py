@@ -304,3 +304,55 @@ def test_no_partial_rollout_batch_reaches_the_trainer_in_any_episode_or_after_a_
     resumed = FullBatchSamplesGenerator(strategy, resumed_loader, None, tokenizer, engines)
     assert batch_sizes(resumed, args) == [full]
     assert resumed.dropped_samples == G
+
+
+def trained_prompts(generator, args) -> list[str]:
+    """The prompts of every rollout batch over the rest of the episode, one per group, in order."""
+    prompts = []
+    while True:
+        samples, _, _, exhausted = generator.generate_samples(**generate_kwargs(args))
+        prompts += [sample.prompts[0] for sample in samples[::G]]
+        if exhausted:
+            return prompts
+
+
+def test_samples_generated_past_a_save_are_trained_after_the_resume(setup, engines, monkeypatch, tmp_path):
+    """7 prompts, --rollout.batch_size 3, --rollout.vllm_generate_batch_size 2 (not a divisor): step 1 takes
+    two generations (4 prompts) and leaves one prompt's samples in the buffer, a prompt the loader has already
+    counted. The checkpoint keeps them and the resumed run trains them first: every prompt but the episode's
+    partial remainder is trained, once; without them, that prompt is skipped."""
+    args, strategy, tokenizer, _ = setup
+    prompts = tmp_path / "prompts.jsonl"
+    rows = [{"prompt": f"Q:{a}+{a + 1}=A:", "label": str(2 * a + 1)} for a in range(10, 17)]
+    prompts.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    monkeypatch.setattr(args.data, "prompt_dataset", str(prompts))
+    monkeypatch.setattr(args.rollout, "batch_size", 3)
+    monkeypatch.setattr(args.rollout, "vllm_generate_batch_size", 2)
+
+    loader, _, _ = prepare_datasets(strategy, tokenizer)
+    first = FullBatchSamplesGenerator(strategy, loader, None, tokenizer, engines)
+    step1 = [sample.prompts[0] for sample in first.generate_samples(**generate_kwargs(args))[0][::G]]
+    saved_buffer, saved_loader = first.buffer_state(), loader.state_dict()  # what the checkpoint holds
+    assert len(step1) == 3 and len(saved_buffer) == G  # one prompt's samples, generated past the save
+    buffered = saved_buffer[0]["prompts"][0]
+
+    def resume(restore: bool) -> list[str]:
+        resumed_loader, _, _ = prepare_datasets(strategy, tokenizer)
+        resumed = FullBatchSamplesGenerator(strategy, resumed_loader, None, tokenizer, engines)
+        if restore:
+            resumed.restore_buffer(saved_buffer)  # AsymPPOTrainer.init_checkpoint_states...
+        resumed_loader.load_state_dict(saved_loader)  # ...then upstream's fit loads the loader's position
+        return trained_prompts(resumed, args)
+
+    after = resume(restore=True)
+    assert after[0] == buffered
+    assert len(step1 + after) == len(set(step1 + after)) == len(rows) - 1  # the last prompt: a partial batch
+    assert buffered not in resume(restore=False)  # without the checkpointed buffer its prompt is skipped
+
+
+def test_the_filter_pass_rate_counts_every_generation_call():
+    from asym_openrlhf.integration.trainer import combined_pass_rate
+
+    # 8 prompts at 25% then 4 at 100%: (2 + 4) of 12 accepted, not the last call's 100%
+    assert combined_pass_rate([(25.0, 8), (100.0, 4)]) == pytest.approx(50.0)
+    assert combined_pass_rate([(None, 0)]) is None

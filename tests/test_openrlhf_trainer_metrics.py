@@ -132,8 +132,10 @@ def test_entropy_controller_moves_beta_between_steps_and_rides_in_the_checkpoint
     saved = {}
     monkeypatch.setattr(trainer_module.PPOTrainer, "save_logs_and_checkpoints", lambda self, step, logs, states: saved.update(states))  # fmt: skip
     trainer.args.ckpt.save_hf = False
+    trainer.samples_generator = SimpleNamespace(buffer_state=lambda: [])  # nothing generated past the save
     trainer.save_logs_and_checkpoints(1, {}, {"global_step": 1})
     assert saved[trainer_module.BETA_CONTROL_STATE] == pytest.approx({"beta_pos": 1.0, "beta_neg": 0.3})
+    assert saved[trainer_module.SAMPLE_BUFFER_STATE] == []
 
     resumed = object.__new__(trainer_module.AsymPPOTrainer)
     resumed.beta_controller = BetaController(**args.asym.beta_control)

@@ -7,6 +7,8 @@ names of ``asym_openrlhf.algorithms.metrics.METRICS`` (shown as ``train/<name>``
 
 from __future__ import annotations
 
+from dataclasses import fields
+
 import ray
 
 from asym_openrlhf.algorithms.advantages import beta_metrics
@@ -21,6 +23,7 @@ from asym_openrlhf.integration.policy_loss import ENTROPY_PARTS, AsymPolicyModel
 from asym_openrlhf.integration.upstream import (
     POLICY_ACTOR_OPTIONS,
     PPO_TRAINER_OPTIONS,
+    Experience,
     PPOTrainer,
     SamplesGenerator,
 )
@@ -59,12 +62,27 @@ def rollout_metrics(experiences, group_size: int) -> dict[str, float]:
     return batch_rollout_metrics(correct, grouped, logp, advantages)
 
 
-# Key of the entropy controller's β in upstream's checkpoint client states (saved and restored with them).
+# Keys of our entries in upstream's checkpoint client states (saved and restored with them): the entropy
+# controller's β, and the generated samples not yet trained.
 BETA_CONTROL_STATE = "asym_beta_control"
+SAMPLE_BUFFER_STATE = "asym_sample_buffer"
+
+
+def combined_pass_rate(calls: list[tuple[float | None, int]]) -> float | None:
+    """Dynamic filtering's pass rate over several generation calls: each call's ``(rate, prompts consumed)``
+    weighted by its prompts, so the rate is accepted / consumed over all of them (None: no call filtered).
+
+    >>> combined_pass_rate([(50.0, 4), (None, 0), (100.0, 2)])
+    66.66666666666667
+    """
+    counted = [(rate, prompts) for rate, prompts in calls if rate is not None and prompts]
+    total = sum(prompts for _, prompts in counted)
+    return sum(rate * prompts for rate, prompts in counted) / total if total else None
 
 
 class FullBatchSamplesGenerator(SamplesGenerator):
-    """Upstream's samples generator that never hands the trainer a partial rollout batch.
+    """Upstream's samples generator that never hands the trainer a partial rollout batch, and whose leftover
+    samples survive a checkpoint.
 
     Upstream's prompt loader has batch size 1, so an episode ends with whatever is left: MATH train's 7,498
     prompts are 58 x 128 + 74 (Qwen3-4B) or 14 x 512 + 330 (Qwen2.5-Math-1.5B), and upstream's
@@ -76,20 +94,42 @@ class FullBatchSamplesGenerator(SamplesGenerator):
     The remainder is dropped, like a ``drop_last`` loader: the loader reshuffles every episode, so different
     prompts are left out each time (at most one batch's worth per episode; 1% of MATH train for Qwen3-4B).
     Its rollouts were generated before they could be counted, which costs that much generation time.
+
+    A generation batch larger than the rollout batch (``--rollout.vllm_generate_batch_size``), or one topped
+    up above, leaves samples in ``_sample_buffer`` whose prompts the loader has already counted. A checkpoint
+    keeps them (``buffer_state``, in the client states) and a resumed run trains them first
+    (``restore_buffer``): otherwise their prompts would be skipped for the rest of the episode. Keeping them is
+    cheaper and closer to an uninterrupted run than never generating past a save step, which would change the
+    generation batches upstream asks for.
     """
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.dropped_samples = 0  # over the run, for the log and the tests
+        self._restored_buffer = None  # samples from a checkpoint, trained first after a resume
+
+    def buffer_state(self) -> list[dict]:
+        """The buffered samples, each as a dict of its ``Experience`` fields (tensors, lists, numbers)."""
+        return [{f.name: getattr(e, f.name) for f in fields(e)} for e in getattr(self, "_sample_buffer", [])]
+
+    def restore_buffer(self, saved: list[dict]) -> None:
+        self._restored_buffer = [Experience(**sample) for sample in saved] or None
 
     def generate_samples(self, **generate_kwargs):
+        if self._restored_buffer is not None:
+            # fit loads the loader's saved position after the checkpoint states: iterate from there, after the
+            # restored samples (upstream would otherwise start a fresh iterator only once the buffer is empty).
+            self._dataloader_iter = iter(self.prompts_dataloader)
+            self._sample_buffer, self._restored_buffer = self._restored_buffer, None
         full = self.args.rollout.batch_size * self.args.rollout.n_samples_per_prompt
         samples, pass_rate, consumed, exhausted = super().generate_samples(**generate_kwargs)
+        calls = [(pass_rate, consumed)]
         # Prompts left but a short buffer (a generation batch that is not a multiple of the rollout batch):
         # give the samples back and generate more, rather than train on a short batch.
         while samples and len(samples) < full and not exhausted:
             self._sample_buffer = samples + self._sample_buffer
             samples, pass_rate, more, exhausted = super().generate_samples(**generate_kwargs)
+            calls.append((pass_rate, more))
             consumed += more
         if samples and len(samples) < full:
             self.dropped_samples += len(samples)
@@ -100,7 +140,7 @@ class FullBatchSamplesGenerator(SamplesGenerator):
                 flush=True,
             )
             samples = []
-        return samples, pass_rate, consumed, exhausted
+        return samples, combined_pass_rate(calls), consumed, exhausted
 
 
 class AsymPPOTrainer(PPOTrainer):
@@ -207,6 +247,8 @@ class AsymPPOTrainer(PPOTrainer):
         self._asym_steps_done = states.get("global_step", 0)  # a resumed run syncs vLLM before its first step
         if self.beta_controller is not None and BETA_CONTROL_STATE in states:
             self.beta_controller.load_state(states[BETA_CONTROL_STATE])  # a resumed run keeps the β it had
+        if states.get(SAMPLE_BUFFER_STATE):
+            self.samples_generator.restore_buffer(states[SAMPLE_BUFFER_STATE])
         return states
 
     def _compute_rollout_stats(self, experiences):
@@ -264,9 +306,11 @@ class AsymPPOTrainer(PPOTrainer):
     # Checkpoints (asym_openrlhf/integration/checkpoints.py): upstream's HF copies are bounded to --ckpt.max_num
     # regular ones plus the current best, and the final policy's step is recorded for `asym-eval select`.
     def save_logs_and_checkpoints(self, global_step, logs_dict=None, client_states=None):
-        if self.beta_controller is not None and client_states is not None:
-            # fit hands the same dict to the best-checkpoint save: both checkpoints carry the controller's β.
-            client_states[BETA_CONTROL_STATE] = self.beta_controller.state()
+        if client_states is not None:
+            # fit hands the same dict to the best-checkpoint save: both checkpoints carry these.
+            if self.beta_controller is not None:
+                client_states[BETA_CONTROL_STATE] = self.beta_controller.state()
+            client_states[SAMPLE_BUFFER_STATE] = self.samples_generator.buffer_state()
         super().save_logs_and_checkpoints(global_step, logs_dict, client_states)
         self._asym_last_step = global_step  # fit calls this after every step: the last one is the final step
         ckpt = self.args.ckpt
