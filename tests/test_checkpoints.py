@@ -11,6 +11,7 @@ import importlib
 import inspect
 import json
 import logging
+import shutil
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -41,7 +42,7 @@ def listing(root: Path) -> set[str]:
     return {path.name for path in root.iterdir()}
 
 
-UNRELATED = ["_actor", "_critic", "global_step20", "my_global_step20_hf", "global_step20_hf_old", "notes"]
+UNRELATED = ["_critic", "global_step20", "my_global_step20_hf", "global_step20_hf_old", "notes"]
 
 PRUNE_CASES = [
     # (existing HF folders, saved step, max_num, best, expected deleted)
@@ -74,14 +75,29 @@ PRUNE_CASES = [
 def test_prune_deletes_only_upstream_named_copies_beyond_the_bound(
     tmp_path, existing, saved, max_num, best, expected
 ):
-    make_tree(tmp_path, existing + UNRELATED)
-    (tmp_path / "_actor" / "global_step20").mkdir()  # DeepSpeed states: upstream rotates them, we never do
+    make_tree(tmp_path, existing + UNRELATED)  # no _actor folder: the count rule
     (tmp_path / "global_step5_hf").write_text("a file, not a folder")
     (tmp_path / "global_step6_hf").symlink_to(tmp_path / "notes")
     deleted = checkpoints.prune_hf_checkpoints(tmp_path, saved, max_num, best=best)
     assert {path.name for path in deleted} == expected
     assert listing(tmp_path) == set(existing + UNRELATED + ["global_step5_hf", "global_step6_hf"]) - expected
-    assert (tmp_path / "_actor" / "global_step20").is_dir() and (tmp_path / "notes" / "config.json").is_file()
+    assert (tmp_path / "notes" / "config.json").is_file()
+
+
+def test_prune_keeps_the_hf_copy_of_every_deepspeed_state_upstream_kept(tmp_path):
+    """Upstream's rotation of ``_actor`` evicts states without a metric, then the worst metric, then the oldest:
+    here it kept steps 20 and 50 (the best metrics) over the newer 40. The HF copies follow it, so a resume
+    from any kept state finds its HF copy; the newest-first count would have deleted step 20's."""
+    make_tree(tmp_path, ["global_step20_hf", "global_step40_hf", "global_step50_hf", "global_step60_hf"])
+    make_tree(tmp_path, ["_actor/global_step20", "_actor/global_step50", "_actor/global_step60"])
+    make_tree(tmp_path, ["best_global_step10_hf", "best_global_step50_hf", "_actor/best_global_step50"])
+    deleted = checkpoints.prune_hf_checkpoints(tmp_path, 60, 2)
+    assert {path.name for path in deleted} == {"global_step40_hf"}
+    deleted = checkpoints.prune_hf_checkpoints(tmp_path, 50, 2, best=True)
+    assert {path.name for path in deleted} == {"best_global_step10_hf"}
+    assert {n for n in listing(tmp_path) if n.endswith("_hf")} == {
+        f"{tag}_hf" for tag in listing(tmp_path / "_actor")
+    }
 
 
 def test_nothing_is_deleted_when_the_saved_folder_is_not_visible(tmp_path, caplog):
@@ -96,14 +112,32 @@ def test_nothing_is_deleted_when_the_saved_folder_is_not_visible(tmp_path, caplo
 
 
 class FakePolicyGroup:
-    """Saves like ``PolicyModelActor.save_checkpoint`` with --ckpt.save_hf: ``_actor/<tag>`` and ``<tag>_hf``."""
+    """Saves like ``PolicyModelActor.save_checkpoint`` with --ckpt.save_hf: ``_actor/<tag>`` and ``<tag>_hf``,
+    rotating ``_actor`` by the rule of upstream's ``DeepspeedStrategy.save_ckpt`` (a new best replaces the old
+    one; regular states beyond ``max_num``: no metric first, then the worst metric, then the oldest)."""
 
-    def __init__(self, ckpt_path: Path):
-        self.ckpt_path, self.tags = ckpt_path, []
+    def __init__(self, ckpt_path: Path, max_num: int):
+        self.ckpt_path, self.max_num, self.tags, self.metrics = ckpt_path, max_num, [], {}
 
-    def async_run_method(self, method_name, tag, **kwargs):
+    def eviction_order(self, tag):
+        metric = self.metrics[tag]
+        return (metric is not None, float("-inf") if metric is None else metric, self.tags.index(tag))
+
+    def async_run_method(self, method_name, tag, metric_value=None, **kwargs):
         assert method_name == "save_checkpoint"
+        states = self.ckpt_path / "_actor"
+        kept = [t for t in self.tags if (states / t).is_dir()]
+        if tag.startswith("best"):
+            for old in (t for t in kept if t.startswith("best")):
+                shutil.rmtree(states / old)
+        else:
+            regular = [t for t in kept if not t.startswith("best")]
+            while len(regular) >= self.max_num:
+                evicted = min(regular, key=self.eviction_order)
+                shutil.rmtree(states / evicted)
+                regular.remove(evicted)
         self.tags.append(tag)
+        self.metrics[tag] = metric_value
         make_tree(self.ckpt_path, [f"_actor/{tag}", f"{tag}_hf"])
         return []
 
@@ -123,7 +157,8 @@ def make_trainer(tmp_path: Path, monkeypatch, save_hf=True, max_num=2):
     )
     trainer.wandb_logger = trainer.tensorboard_logger = None
     trainer.critic_model_group = None
-    trainer.actor_model_group = FakePolicyGroup(tmp_path / "ckpt")
+    trainer.actor_model_group = FakePolicyGroup(tmp_path / "ckpt", max_num)
+    trainer.samples_generator = SimpleNamespace(buffer_state=lambda: [])
     trainer.best_eval_metric_key = "eval_math500_pass1"
     trainer.best_eval_metric_value = float("-inf")
     trainer._latest_eval_metric_value = None
@@ -157,8 +192,8 @@ def test_a_run_keeps_max_num_regular_copies_and_the_current_best(tmp_path, monke
     trainer.fit()
     assert hf_folders(ckpt) == ["best_global_step70_hf", "global_step100_hf", "global_step80_hf"]
     assert "best_global_step70" in trainer.actor_model_group.tags  # upstream's own tags, from its own code
-    # The DeepSpeed folders are upstream's business: all still there here (its rotation is in save_ckpt).
-    assert len(listing(ckpt / "_actor")) == len(trainer.actor_model_group.tags)
+    # The HF copies are exactly those of the DeepSpeed states upstream's rotation kept.
+    assert set(hf_folders(ckpt)) == {f"{tag}_hf" for tag in listing(ckpt / "_actor")}
     marker = json.loads((tmp_path / "final" / checkpoints.FINAL_MARKER).read_text())
     assert marker["global_step"] == 106  # past the last multiple of --ckpt.save_steps
 

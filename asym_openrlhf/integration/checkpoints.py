@@ -6,8 +6,9 @@ Upstream's ``PolicyModelActor.save_checkpoint(tag)`` writes a Hugging Face copy 
 ``--ckpt.best_metric_key`` (``save_best_checkpoint``). ``--ckpt.max_num`` rotates only the DeepSpeed states in
 ``<--ckpt.path>/_actor`` (``DeepspeedStrategy.save_ckpt``), so the HF copies, about 8 GB each for a 4B model in
 bf16, would pile up. ``AsymPPOTrainer`` calls ``prune_hf_checkpoints`` after each of those saves returned (both
-``ray.get`` every actor's save), which keeps the newest ``max_num`` regular copies and the one current best:
-``max_num + 1`` folders, the rule upstream applies to ``_actor`` (a best copy is kept apart and not counted).
+``ray.get`` every actor's save), which keeps the HF copy of exactly the DeepSpeed states upstream's rotation
+kept in ``_actor`` (``max_num`` regular ones, evicting those without a metric, then the worst metric, then the
+oldest; and the one current best), so the state a user resumes from always has its HF copy.
 
 Where the files are: policy rank 0 writes them; the trainer actor that deletes runs wherever Ray placed it.
 On one node (the launch scripts' set-up) both see the same disk; across nodes ``--ckpt.path`` must be a shared
@@ -32,6 +33,8 @@ from asym_eval.select import FINAL_MARKER  # the file asym-eval select --final r
 logger = logging.getLogger(__name__)
 
 # Upstream's names: f"{tag}_hf" with tag f"global_step{N}" or f"best_global_step{N}". Nothing else is deleted.
+# Upstream's DeepSpeed states of the policy, one folder per tag (PolicyModelActor.save_checkpoint).
+DEEPSPEED_STATES = "_actor"
 HF_FOLDER = re.compile(r"(best_)?global_step(\d+)_hf")
 
 
@@ -47,10 +50,11 @@ def hf_folder_name(step: int, best: bool = False) -> str:
 def prune_hf_checkpoints(ckpt_path, saved_step: int, max_num: int, best: bool = False) -> list[Path]:
     """Delete HF copies beyond the bound once upstream has saved the one of ``saved_step``; returns the deleted.
 
-    Regular (``best=False``): keeps ``global_step<saved_step>_hf`` and the ``max_num - 1`` newest regular copies of
-    earlier steps (``max_num`` below 1 counts as 1). Copies of later steps belong to another run in the same
-    ``--ckpt.path`` and are left alone. Best (``best=True``): keeps ``best_global_step<saved_step>_hf`` and deletes
-    every other best copy, as upstream does in ``_actor``. The folder just saved is never deleted, and nothing is
+    Keeps ``<tag>_hf`` of the saved step and of every tag whose DeepSpeed state upstream kept in
+    ``<ckpt_path>/_actor``; deletes the other copies of earlier steps (regular) or every other best copy
+    (``best=True``). Copies of later steps belong to another run in the same ``--ckpt.path`` and are left
+    alone. Without an ``_actor`` folder the rule is upstream's count: the newest ``max_num`` regular copies
+    (``max_num`` below 1 counts as 1) and one best. The folder just saved is never deleted, and nothing is
     deleted when it is not visible from here.
     """
     ckpt_path = Path(ckpt_path)
@@ -73,9 +77,20 @@ def prune_hf_checkpoints(ckpt_path, saved_step: int, max_num: int, best: bool = 
             and not path.is_symlink()
         ):
             others.append((int(match.group(2)), path))
-    if best:
+    states = ckpt_path / DEEPSPEED_STATES
+    if states.is_dir():
+        # Mirror upstream's own rotation: keep the HF copy of exactly the DeepSpeed states it kept (it evicts
+        # states without a metric, then the worst metric, then the oldest; one best), so a resume from any
+        # state finds its HF copy. Copies of later steps belong to another run in the same folder.
+        kept = {path.name for path in states.iterdir() if path.is_dir()}
+        doomed = [
+            path
+            for step, path in others
+            if (best or step < saved_step) and path.name.removesuffix("_hf") not in kept
+        ]
+    elif best:
         doomed = [path for _, path in others]
-    else:
+    else:  # no DeepSpeed states to mirror (not upstream's layout): the newest max_num
         older = sorted(item for item in others if item[0] < saved_step)
         doomed = [path for _, path in older[: max(0, len(older) - (max(max_num, 1) - 1))]]
     deleted = []
