@@ -446,7 +446,7 @@ def test_fast_verdicts_agree_with_math_verify_on_benchmark_answers():
     against another problem's answer."""
     import random
 
-    from asym_eval.grading import _fast_verdict, parse_reference
+    from asym_eval.verdicts import _fast_verdict, parse_reference
     from math_verify import parse, verify
 
     rng = random.Random(0)
@@ -577,7 +577,7 @@ LEFT_TO_THE_PARSER = [
 
 @pytest.mark.parametrize("pred, reference", CHEAP_BEYOND_NUMBERS)
 def test_cheap_verdicts_beyond_numbers_are_math_verifys(pred, reference):
-    from asym_eval.grading import _fast_verdict
+    from asym_eval.verdicts import _fast_verdict
     from math_verify import parse, verify
 
     fast = _fast_verdict(pred, reference, None)
@@ -587,7 +587,7 @@ def test_cheap_verdicts_beyond_numbers_are_math_verifys(pred, reference):
 
 @pytest.mark.parametrize("pred, reference", LEFT_TO_THE_PARSER)
 def test_shapes_math_verify_reads_its_own_way_are_left_to_it(pred, reference):
-    from asym_eval.grading import _fast_verdict
+    from asym_eval.verdicts import _fast_verdict
     from math_verify import parse, verify
 
     assert _fast_verdict(pred, reference, None) is None

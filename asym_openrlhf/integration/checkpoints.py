@@ -27,8 +27,7 @@ import re
 import shutil
 from pathlib import Path
 
-from asym_eval.files import write_atomic
-from asym_eval.select import FINAL_MARKER  # the file asym-eval select --final reads
+from asym_eval.files import FINAL_MARKER, write_atomic  # the marker asym-eval select --final reads
 
 logger = logging.getLogger(__name__)
 

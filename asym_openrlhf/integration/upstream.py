@@ -2,7 +2,8 @@
 
 An upgrade of OpenRLHF is checked against this list (and ``docs/train_on_gpus.md``): 0.11.0 -> 0.11.2 already
 changed ``PolicyLoss``'s constructor and made its ``forward`` return a 5-tuple. Importing this module needs
-vLLM and flash-attn importable (a GPU install, or the test stand-ins in ``tests/openrlhf_stubs.py``).
+vLLM and flash-attn importable: a GPU install, or on a CPU the real vLLM CPU build with the placeholder for
+flash-attn's compiled kernels (``kernel_placeholder.install``).
 
 Members and behaviour relied on, beyond the names imported below:
   * ``openrlhf.cli.train_ppo_ray``: builds its parser under ``__main__``, imports ``hierarchize`` from

@@ -4,7 +4,7 @@ LaTeX parser's prediction tables) happens once in the server and every forked wo
 each paying it (about half a second of CPU) on its first pairs. The shapes are those the cheap steps leave to
 the parser most often: close numbers, text, sets and unions, equations, the plus-minus sign."""
 
-from asym_eval.grading import grade_in_this_process
+from asym_eval.verdicts import grade_in_this_process
 
 for response, answer in [
     ("\\boxed{\\frac{2}{4}}", "0.5"),  # close values: math-verify's rounding decides

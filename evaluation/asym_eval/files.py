@@ -14,6 +14,10 @@ import json
 import os
 from pathlib import Path
 
+# Beside a policy saved at the end of training: {"global_step": N}. AsymPPOTrainer writes it (asym_openrlhf's
+# integration/checkpoints.py), `asym-eval select --final` reads it; both take the name from here.
+FINAL_MARKER = "asym_final_step.json"
+
 
 def write_atomic(path: Path | str, text: str) -> None:
     """Write ``text`` to ``path`` through ``path.tmp`` and a rename: a kill leaves the old file or the new one."""

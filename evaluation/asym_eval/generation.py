@@ -372,20 +372,3 @@ def vllm_available() -> bool:
         return importlib.util.find_spec("vllm") is not None
     except ValueError:  # a module in sys.modules without a spec
         return "vllm" in sys.modules
-
-
-def make_backend(name: str, model_dir: str, options: BackendOptions):
-    if name == "vllm" and not vllm_available():
-        raise ValueError(
-            "--backend vllm: vLLM is not installed here (use --backend hf, or run scripts/setup_env.sh)"
-        )
-    if name == "vllm" and options.data_parallel_size > 1:
-        from asym_eval.engines import DataParallelVLLM
-
-        return DataParallelVLLM(model_dir, options)
-    if name == "openai":
-        from asym_eval.served import OpenAIBackend
-
-        return OpenAIBackend(model_dir, options)
-    backend = {"hf": HFBackend, "vllm": VLLMBackend}[name]
-    return backend(model_dir, options)

@@ -24,6 +24,7 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+from asym_eval.backends import make_backend
 from asym_eval.benchmarks import Benchmark, load_benchmark, parse_benchmark_spec
 from asym_eval.files import check_model_dir, check_output_dir, write_atomic
 from asym_eval.generation import (
@@ -34,7 +35,6 @@ from asym_eval.generation import (
     build_prompt,
     encode_prompt,
     engine_log,
-    make_backend,
     prompt_seed,
 )
 from asym_eval.grading import DEFAULT_TIMEOUT_S, GRADER_VERSION, GradeRequest

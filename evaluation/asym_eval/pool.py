@@ -26,7 +26,7 @@ import threading
 import time
 from multiprocessing.connection import wait
 
-from asym_eval.grading import (
+from asym_eval.verdicts import (
     DEFAULT_TIMEOUT_S,
     GradeRequest,
     GradeResult,

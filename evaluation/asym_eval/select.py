@@ -16,12 +16,10 @@ import re
 import sys
 from pathlib import Path
 
-from asym_eval.files import check_output_dir, write_atomic
+from asym_eval.files import FINAL_MARKER, check_output_dir, write_atomic
 from asym_eval.harness import run_evaluation
 
 _STEP = re.compile(r"(\d+)(?!.*\d)")  # the last number in the folder name: global_step120, checkpoint-120
-# Written by asym_openrlhf.integration.checkpoints.write_final_marker into --ckpt.output_dir.
-FINAL_MARKER = "asym_final_step.json"
 
 
 def find_checkpoints(folder: Path) -> list[tuple[int, Path]]:
