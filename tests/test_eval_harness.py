@@ -14,6 +14,7 @@ from asym_eval import select as select_module
 from asym_eval.cli import main
 from asym_eval.generation import BackendOptions, HFBackend
 from asym_eval.tiny_model import build_tiny_model
+from shared import read_rows  # noqa: E402  (tests/ is on sys.path: conftest.py)
 
 PROBLEMS = ["Q:4+5=A:", "Q:1+2=A:", "Q:7+7=A:", "Q:3+9=A:", "Q:8+1=A:"]
 ANSWERS = ["9", "3", "14", "12", "9"]
@@ -33,11 +34,6 @@ RUN_FLAGS = [
 
 
 @pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory) -> Path:
-    return build_tiny_model(tmp_path_factory.mktemp("models") / "tiny")
-
-
-@pytest.fixture(scope="module")
 def benchmark_file(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("bench") / "add.jsonl"
     rows = [{"id": f"p{i}", "problem": q, "answer": a} for i, (q, a) in enumerate(zip(PROBLEMS, ANSWERS))]
@@ -46,7 +42,7 @@ def benchmark_file(tmp_path_factory) -> Path:
 
 
 def read_samples(folder: Path) -> list[dict]:
-    return [json.loads(line) for line in (folder / "samples.jsonl").read_text().splitlines()]
+    return read_rows(folder / "samples.jsonl")
 
 
 def run_argv(model: Path, benchmark_file: Path, output_dir: Path) -> list[str]:
@@ -372,7 +368,7 @@ def test_grade_command_through_its_console_script(tmp_path):
     ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
-    graded = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    graded = read_rows(tmp_path / "out.jsonl")
     assert [row["correct"] for row in graded] == [True, True, True, False, False]
     assert graded[3]["reason"] == "timeout" and graded[4]["reason"] == "no_answer"
     assert "graded 5 pairs: 3 correct" in result.stdout

@@ -4,15 +4,14 @@ seed whatever the batch holds."""
 
 import pytest
 from asym_eval.generation import BackendOptions, HFBackend, Sampling, build_prompt, encode_prompt
-from asym_eval.tiny_model import build_tiny_model
 
 # Different lengths, so the batch is padded.
 PROBLEMS = ["Q:4+5=A:", "Q:12+30=A:", "What is 7 times 8?", "Q:3+99=A:", "x", "Compute 1+1 and box it."]
 
 
 @pytest.fixture(scope="module")
-def backend(tmp_path_factory):
-    return HFBackend(str(build_tiny_model(tmp_path_factory.mktemp("m") / "tiny")), BackendOptions())
+def backend(tiny_model):
+    return HFBackend(str(tiny_model), BackendOptions())
 
 
 @pytest.fixture(scope="module")

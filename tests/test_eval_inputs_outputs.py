@@ -14,11 +14,6 @@ FLAGS = ["--backend", "hf", "--prompt_format", "raw", "--max_tokens", "4", "--te
 FLAGS += ["--workers", "1"]
 
 
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory) -> Path:
-    return build_tiny_model(tmp_path_factory.mktemp("models") / "tiny")
-
-
 def write_lines(path: Path, rows, raw_prefix: bytes = b"") -> Path:
     path.write_bytes(
         raw_prefix + "".join(row if isinstance(row, str) else json.dumps(row) + "\n" for row in rows).encode()

@@ -8,7 +8,6 @@ Between client and server sits a small TCP proxy of this test: it can cut a resp
 the connection drop) and delay responses (so a run is slow enough to be killed in the middle).
 """
 
-import json
 import socket
 import subprocess
 import sys
@@ -19,6 +18,9 @@ import pytest
 from asym_eval.cli import main
 from asym_eval.served import local_vllm_server
 from asym_eval.tiny_model import build_tiny_model
+from shared import read_rows  # noqa: E402  (tests/ is on sys.path: conftest.py)
+
+pytestmark = pytest.mark.slow  # starts a vLLM server
 
 API_KEY_ENV = "ASYM_EVAL_TEST_KEY"
 API_KEY = "test-key-1234"
@@ -97,7 +99,7 @@ def served(model, url, out, *flags):
 
 
 def responses(folder):
-    rows = [json.loads(line) for line in (folder / "samples.jsonl").read_text().splitlines()]
+    rows = read_rows(folder / "samples.jsonl")
     return [(row["problem_id"], row["sample_index"], row["response"]) for row in rows]
 
 

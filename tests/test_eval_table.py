@@ -18,6 +18,8 @@ from asym_eval.cli import main
 from asym_eval.paper import TABLE1, TABLE1_COLUMNS
 from asym_eval.scoring import PAPER_BENCHMARKS
 
+pytestmark = pytest.mark.slow  # evaluates several runs with the harness (11 s of set-up)
+
 REPO = Path(__file__).resolve().parents[1]
 BENCHMARKS = ",".join(TABLE1_COLUMNS)
 LIMIT = 2  # problems per benchmark

@@ -20,6 +20,9 @@ from asym_eval.cli import main
 from asym_eval.engines import DataParallelVLLM
 from asym_eval.generation import BackendOptions
 from asym_eval.tiny_model import build_tiny_model
+from shared import read_rows  # noqa: E402  (tests/ is on sys.path: conftest.py)
+
+pytestmark = pytest.mark.slow  # starts vLLM engines
 
 BENCH = ["--benchmarks", "amc23", "--limit", "5", "--prompt_format", "chat", "--workers", "1"]
 GREEDY = dict(n={"amc23": 2}, temperature=0.0, max_tokens=24)
@@ -70,7 +73,7 @@ DRIVER = textwrap.dedent(
 
 
 def responses(folder):
-    rows = [json.loads(line) for line in (folder / "samples.jsonl").read_text().splitlines()]
+    rows = read_rows(folder / "samples.jsonl")
     return [(row["problem_id"], row["sample_index"], row["response"]) for row in rows]
 
 

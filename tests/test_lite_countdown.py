@@ -9,6 +9,7 @@ import math
 from fractions import Fraction
 
 import pytest
+from shared import read_rows  # noqa: E402  (tests/ is on sys.path: conftest.py)
 
 from asym_openrlhf.lite.tasks import CountdownTask, countdown_expressions, evaluate_countdown
 from asym_openrlhf.lite.tiny import TIERS
@@ -154,7 +155,7 @@ def test_short_run_from_the_shipped_checkpoint_logs_finite_metrics(tmp_path):
         task="countdown", steps=2, eval_every=1, eval_sampled_prompts=16, threads=1, output_dir=str(tmp_path)
     )
     train(settings, progress=False)
-    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    rows = read_rows(tmp_path / "metrics.jsonl")
     assert [row["step"] for row in rows] == [0, 1, 2]
     for row in rows[1:]:
         for key in NEW_METRICS:
@@ -171,7 +172,7 @@ def test_pass_curve_samples_give_pass_at_k_for_every_power_of_two_at_start_and_e
         output_dir=str(tmp_path),
     )  # fmt: skip
     train(settings, progress=False)
-    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    rows = read_rows(tmp_path / "metrics.jsonl")
     curve_keys = [f"eval/pass_at_{k}" for k in (1, 2, 4, 8, 16, 24)]
     for row in (rows[0], rows[2]):  # the start and the end: n = 24 samples per prompt
         curve = [row[key] for key in curve_keys]

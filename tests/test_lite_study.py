@@ -229,6 +229,7 @@ def test_study_refuses_tiny_off_addition(tmp_path, capsys):
     assert "error: --tiny:" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # a study of 8 methods x 2 seeds
 def test_study_tiny_budget_writes_figures_and_verdicts(tmp_path, capsys):
     argv = ["study", "--tiny", "--steps", "2", "--seeds", "2", "--eval_every", "2", "--jobs", "1"]
     argv += ["--methods", "REINFORCE,Pos-only,Neg-only", "--output_dir", str(tmp_path)]
@@ -270,6 +271,7 @@ def test_study_tiny_budget_writes_figures_and_verdicts(tmp_path, capsys):
     assert (tmp_path / "runs" / "Pos-only_seed0" / "metrics.jsonl").stat().st_mtime == stamp
 
 
+@pytest.mark.slow  # a Countdown study
 def test_study_countdown_tiny_budget(tmp_path):
     argv = [
         "study",

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from shared import read_rows  # noqa: E402  (tests/ is on sys.path: conftest.py)
 
 from asym_openrlhf.algorithms.metrics import METRICS, OPENRLHF_ONLY
 from asym_openrlhf.lite.train import Trainer, default_settings, train
@@ -41,6 +42,7 @@ def control_accuracies(tmp_path_factory):
     return result
 
 
+@pytest.mark.slow  # three training runs
 def test_real_advantages_raise_heldout_accuracy(control_accuracies):
     before, after = control_accuracies["none"]
     assert before == pytest.approx(0.477, abs=0.01)  # the shipped checkpoint (build.json: 0.4766)
@@ -57,7 +59,7 @@ def _quick(out: Path, **overrides):
 
 
 def _rows(out: Path) -> list[dict]:
-    return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    return read_rows(out / "metrics.jsonl")
 
 
 def test_resume_after_kill_gives_the_same_metrics(tmp_path):
@@ -80,6 +82,7 @@ def test_changed_settings_refuse_to_resume(tmp_path):
         train(_quick(tmp_path, steps=1, lr=1e-3), progress=False)
 
 
+@pytest.mark.slow  # a training run through the console script
 def test_quick_tier_end_to_end_through_the_console_script(tmp_path):
     """`asym-rl lite --quick` in a subprocess (the real entry point): files, metric names, loadable policy."""
     out = tmp_path / "run"
@@ -104,7 +107,7 @@ def test_quick_tier_end_to_end_through_the_console_script(tmp_path):
     for key in ("actor/entropy_pos", "actor/entropy_neg", "rollout/unique_correct_frac"):
         assert all(row[key] is None or math.isfinite(row[key]) for row in rows[1:]), key
     assert "eval/accuracy" not in rows[4]
-    heldout = [json.loads(line) for line in (out / "heldout.jsonl").read_text().splitlines()]
+    heldout = read_rows(out / "heldout.jsonl")
     assert len(heldout) == 30 and set(heldout[0]) == {"id", "problem", "answer"}
     assert heldout[0]["problem"].startswith("Q:") and heldout[0]["problem"].endswith("=A:")
     assert list((out / "tb").iterdir())  # tensorboard events
@@ -207,7 +210,10 @@ def test_entropy_targeted_beta_follows_its_rule_and_resumes_with_its_beta(tmp_pa
 @pytest.mark.parametrize(
     "overrides,flag",
     [
-        (dict(asym_target_entropy=1.0), "--asym.target_entropy"),  # the default estimator is the preset main
+        (
+            dict(advantage_estimator="main", asym_target_entropy=1.0),
+            "--asym.target_entropy",
+        ),  # a preset fixes beta
         (dict(advantage_estimator="asym_grpo", asym_target_entropy=-1.0), "--asym.target_entropy"),
         (dict(advantage_estimator="asym_grpo", asym_target_entropy=1.0, asym_adapt="up"), "--asym.adapt"),
         (dict(advantage_estimator="asym_grpo", asym_adapt_rate=0.1), "--asym.adapt_rate"),

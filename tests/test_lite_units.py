@@ -62,7 +62,10 @@ def test_every_flag_has_help(add):
     [
         (dict(mini_batches=0), "--mini_batches"),
         (dict(lr=-1.0), "--lr"),
-        (dict(entropy_adv_kappa=1.0), "--entropy_adv_kappa"),
+        (
+            dict(entropy_adv_kappa=1.0),
+            "--entropy_adv.kappa",
+        ),  # one declaration: errors name its main spelling
         (dict(group_size=1), "--group_size"),
         (dict(advantage_estimator="nope"), "--advantage_estimator"),
         (dict(eps_clip_low_high=(1.5, 0.2)), "--eps_clip_low_high"),
@@ -108,3 +111,21 @@ def test_the_launchers_flag_names_set_the_same_settings():
     ours, theirs = _parse(lite_names), _parse(launcher_names)
     assert ours == theirs and ours != _parse([])
     assert (ours.group_size, ours.options.scale_pos, ours.eps_high) == (4, 0.5, 0.28)
+
+
+def test_one_name_one_meaning_in_lite_as_in_the_launcher():
+    """The launcher's defaults and derived settings: asym_grpo by default (so its betas can be set), Dr.GRPO's
+    own loss aggregation, Entropy Advantage off until alpha is given, and OpenRLHF-only names refused in one
+    line that names the paper's estimator."""
+    from asym_openrlhf.algorithms.advantages import get_estimator
+
+    settings = _parse(["--asym.beta_pos", "0.5"])
+    assert settings.estimator == "asym_grpo" and settings.options.beta_pos == 0.5
+    assert settings.loss_agg == "token_mean" and settings.entropy_adv_alpha is None
+    assert _parse(["--advantage_estimator", "dr_grpo"]).loss_agg == "seq_sum_constant"
+    with pytest.raises(ValueError, match="^--loss_agg: dr_grpo's loss is Dr.GRPO's seq_sum_constant"):
+        _parse(["--advantage_estimator", "dr_grpo", "--loss_agg", "token_mean"])
+    with pytest.raises(ValueError, match="^--advantage_estimator: 'reinforce' is OpenRLHF's own.*reinforce_pm1"):
+        _parse(["--advantage_estimator", "reinforce"])
+    pm1 = _parse(["--advantage_estimator", "reinforce_pm1"])
+    assert get_estimator(pm1.estimator).resolve(pm1.options).beta_pos == 0.0

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # runs the whole OpenRLHF loop (Ray, vLLM, DeepSpeed)
+
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "examples" / "scripts" / "qwen3-4b" / "train_asymgrpo.sh"
 BROKEN_SYNC = Path(__file__).resolve().parent / "cpu_loop_support" / "weight_sync_dropped"

@@ -255,6 +255,7 @@ def _launcher(*argv: str) -> subprocess.CompletedProcess:
 @pytest.mark.skipif(
     kernel_placeholder.kernels_available(), reason="flash-attn's CUDA kernels are installed here"
 )
+@pytest.mark.slow  # two launcher subprocesses
 def test_on_a_cpu_machine_a_dry_run_works_and_a_real_launch_refuses_in_one_line():
     dry = _launcher(*GOOD, "--advantage_estimator", "asym_grpo", "--dry_run")
     assert dry.returncode == 0, dry.stderr[-2000:]

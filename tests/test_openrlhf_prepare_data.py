@@ -2,34 +2,41 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from shared import read_rows  # noqa: E402  (tests/ is on sys.path: conftest.py)
 
 sys.path.insert(0, str(Path(__file__).parent))
-import upstream_support  # noqa: E402
 
 from asym_openrlhf.data import INSTRUCTION, read_problems  # noqa: E402
+
+pytestmark = pytest.mark.slow  # runs asym-rl prepare-data in subprocesses
 
 ASYM_RL = Path(sys.executable).parent / "asym-rl"
 
 
 @pytest.fixture(scope="module")
-def prepared(tmp_path_factory):
+def prepared(tmp_path_factory, chat_tokenizer):
     folder = tmp_path_factory.mktemp("prepared")
-    tokenizer = upstream_support.tiny_chat_tokenizer(folder / "tokenizer")
-    command = [str(ASYM_RL), "prepare-data", "--tokenizer", tokenizer, "--output_dir", str(folder / "out")]
+    command = [
+        str(ASYM_RL),
+        "prepare-data",
+        "--tokenizer",
+        chat_tokenizer,
+        "--output_dir",
+        str(folder / "out"),
+    ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     return folder / "out", result.stdout
 
 
 def read(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    return read_rows(path)
 
 
 def test_train_drops_the_two_empty_answers(prepared):

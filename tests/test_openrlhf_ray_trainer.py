@@ -22,6 +22,8 @@ from openrlhf.utils import get_strategy  # noqa: E402
 from asym_openrlhf.cli.train_ppo_ray import resolve_config  # noqa: E402
 from asym_openrlhf.integration.trainer import AsymPPOTrainerRayActor  # noqa: E402
 
+pytestmark = pytest.mark.slow  # starts Ray
+
 
 @pytest.fixture(scope="module")
 def ray_cluster():

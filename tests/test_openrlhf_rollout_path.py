@@ -56,6 +56,8 @@ from asym_openrlhf.integration.policy_loss import build_policy_loss  # noqa: E40
 from asym_openrlhf.integration.trainer import FullBatchSamplesGenerator, rollout_metrics  # noqa: E402
 from asym_openrlhf.integration.upstream import PolicyModelActor, SamplesGenerator  # noqa: E402
 
+pytestmark = pytest.mark.slow  # starts Ray and a vLLM engine
+
 ROOT = Path(__file__).resolve().parents[1]
 # The shipped 0.99M-parameter checkpoint (head_dim 32: vLLM's CPU attention has no kernel for the 1-digit tier's 16).
 MODEL = ROOT / "asym_openrlhf" / "assets" / "lite_addition"

@@ -11,6 +11,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # copies the package and runs the launcher in a subprocess
+
 ROOT = Path(__file__).resolve().parents[1]
 ANCHOR = "    def validate(self, group_size: int | None = None) -> None:"
 THROWAWAY = """    throwaway: float = option(

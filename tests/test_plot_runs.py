@@ -12,6 +12,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from shared import read_rows  # noqa: E402  (tests/ is on sys.path: conftest.py)
 
 sys.path.insert(0, str(Path(__file__).parent))
 import upstream_support  # noqa: E402
@@ -95,7 +96,7 @@ def lite_runs(tmp_path_factory) -> list[Path]:
 
 
 def lite_series(folder: Path, key: str) -> dict[int, float]:
-    rows = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
+    rows = read_rows(folder / "metrics.jsonl")
     return {row["step"]: row[key] for row in rows if row.get(key) is not None}
 
 

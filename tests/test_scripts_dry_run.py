@@ -169,6 +169,7 @@ def _user_env(**extra) -> dict:
     return env
 
 
+@pytest.mark.slow  # runs a launch script in a subprocess
 def test_dry_run_end_to_end_prints_json(tmp_path):
     """``DRY_RUN=1 bash script`` as a user runs it: the launcher in .venv's Python, the real OpenRLHF."""
     script = SCRIPTS / "qwen3-4b" / "train_asymgrpo.sh"

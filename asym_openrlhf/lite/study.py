@@ -36,14 +36,16 @@ from asym_openrlhf.algorithms.metrics import ema
 # label -> settings overrides (flag dests of ``asym-rl lite``). REINFORCE + entropy regularization takes its
 # coefficient from --entropy_coef (default 0.01, ten times the paper's; untuned here, see docs/lite.md).
 METHODS = {
-    "REINFORCE": dict(advantage_estimator="reinforce"),
+    "REINFORCE": dict(advantage_estimator="reinforce_pm1"),
     "GRPO": dict(advantage_estimator="group_norm"),
     "Pos-only": dict(advantage_estimator="pos_only"),
     "Neg-only": dict(advantage_estimator="neg_only"),
     "AsymGRPO": dict(advantage_estimator="main"),
     "EntIncrease": dict(advantage_estimator="ent_increase"),
     "EntDecrease": dict(advantage_estimator="ent_decrease"),
-    "REINFORCE+EntReg": dict(advantage_estimator="reinforce", entropy_coef=None),  # coef from --entropy_coef
+    "REINFORCE+EntReg": dict(
+        advantage_estimator="reinforce_pm1", entropy_coef=None
+    ),  # coef from --entropy_coef
     # Beyond the paper (Zhu et al. 2025), on request with --methods: REINFORCE with weighted channels.
     "W-REINFORCE": dict(advantage_estimator="w_reinforce"),
     "PSR": dict(advantage_estimator="psr"),

@@ -18,16 +18,22 @@ import math
 import os
 import shlex
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from asym_eval.files import check_model_dir, check_output_dir, write_atomic
 
-from asym_openrlhf.algorithms.advantages import AdvantageOptions, beta_metrics, compute_advantages, options_at
-from asym_openrlhf.algorithms.control import BetaController
+from asym_openrlhf.algorithms.advantages import (
+    AdvantageOptions,
+    beta_metrics,
+    compute_advantages,
+    get_estimator,
+)
+from asym_openrlhf.algorithms.control import BetaController, options_at_step
 from asym_openrlhf.algorithms.losses import (
     AGGREGATIONS,
+    EntropyAdvantage,
     TokenControl,
     aggregate_loss,
     controlled_token_loss,
@@ -36,20 +42,18 @@ from asym_openrlhf.algorithms.losses import (
     masked_mean,
 )
 from asym_openrlhf.algorithms.metrics import (
-    covariance_by_accuracy,
     entropy_by_correctness,
     entropy_pos_neg,
-    group_accuracy_histogram,
-    group_logp_adv_covariance,
     mean_token_entropy,
     positive_logprob_gain,
-    solved_fractions,
-    unique_correct_fraction,
+    rollout_metrics,
 )
 from asym_openrlhf.cli.flags import (
+    add_entropy_advantage_flags,
     add_estimator_flags,
     add_token_control_flags,
     beta_controller_from_args,
+    entropy_advantage_from_args,
     estimator_from_args,
     token_control_from_args,
 )
@@ -71,7 +75,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     # Where the OpenRLHF launcher has a flag for the same setting, lite takes its name too (the second one
     # given to each flag below), so that those flags move between the two paths unchanged.
     add_estimator_flags(
-        parser, estimator_flags=("--advantage_estimator", "--algo.advantage.estimator"), default="main"
+        parser, estimator_flags=("--advantage_estimator", "--algo.advantage.estimator"), default="asym_grpo"
     )
     group = parser.add_argument_group("run")
     group.add_argument(
@@ -228,8 +232,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--loss_agg",
         choices=AGGREGATIONS,
-        default="token_mean",
-        help="token_mean (DAPO, the paper's) or seq_sum_constant (Dr.GRPO: token sum / max_new_tokens)",
+        default=None,
+        help="token_mean (DAPO, the paper's) or seq_sum_constant (Dr.GRPO: token sum / max_new_tokens); default: "
+        "the estimator's own (seq_sum_constant for dr_grpo, token_mean for the others), as in the launcher",
     )
     group.add_argument(
         "--entropy_coef",
@@ -239,22 +244,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=0.0,
         help="entropy regularization c: loss - c*H (paper 0.001); default 0",
     )
-    group.add_argument(
-        "--entropy_adv_alpha",
-        "--entropy_adv.alpha",
-        dest="entropy_adv_alpha",
-        type=float,
-        default=0.0,
-        help="Entropy Advantage alpha: A_t + min(alpha*H_t, |A|/kappa) (paper 0.4); default 0 = off",
-    )
-    group.add_argument(
-        "--entropy_adv_kappa",
-        "--entropy_adv.kappa",
-        dest="entropy_adv_kappa",
-        type=float,
-        default=2.0,
-        help="Entropy Advantage kappa (> 1); default 2",
-    )
+    add_entropy_advantage_flags(group)
     add_token_control_flags(group)
     group.add_argument(
         "--control_advantages",
@@ -299,7 +289,7 @@ class Settings:
     eps_high: float
     loss_agg: str
     entropy_coef: float
-    entropy_adv_alpha: float
+    entropy_adv_alpha: float | None  # None: Entropy Advantage off
     entropy_adv_kappa: float
     control_advantages: str
 
@@ -340,8 +330,6 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         ),
         ("--temperature", args.temperature > 0, "must be > 0 (eval is greedy anyway)"),
         ("--entropy_coef", args.entropy_coef >= 0, "must be >= 0"),
-        ("--entropy_adv_alpha", args.entropy_adv_alpha >= 0, "must be >= 0"),
-        ("--entropy_adv_kappa", args.entropy_adv_kappa > 1, "must be > 1 (so the bonus cannot flip a sign)"),
         ("--max_new_tokens", args.max_new_tokens is None or args.max_new_tokens >= 1, "must be >= 1"),
         ("--heldout_size", args.heldout_size is None or args.heldout_size >= 1, "must be >= 1"),
         ("--eval_sampled_prompts", args.eval_sampled_prompts >= 0, "must be >= 0"),
@@ -371,6 +359,11 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     is_math = args.task == "math"
     controller = beta_controller_from_args(args, name, options)
     token_control = token_control_from_args(args)
+    entropy_adv = entropy_advantage_from_args(args)
+    # The estimator's own loss aggregation, as the launcher derives it (Dr.GRPO: token sum / constant).
+    loss_agg = args.loss_agg or get_estimator(name).loss_aggregation
+    if loss_agg != get_estimator(name).loss_aggregation == "seq_sum_constant":
+        raise ValueError(f"--loss_agg: {name}'s loss is Dr.GRPO's seq_sum_constant; leave --loss_agg unset")
     return Settings(
         estimator=name,
         options=options,
@@ -400,10 +393,10 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         max_grad_norm=args.max_grad_norm,
         eps_low=args.eps_clip_low_high[0],
         eps_high=args.eps_clip_low_high[1],
-        loss_agg=args.loss_agg,
+        loss_agg=loss_agg,
         entropy_coef=args.entropy_coef,
-        entropy_adv_alpha=args.entropy_adv_alpha,
-        entropy_adv_kappa=args.entropy_adv_kappa,
+        entropy_adv_alpha=entropy_adv.alpha,
+        entropy_adv_kappa=entropy_adv.kappa,
         control_advantages=args.control_advantages,
     )
 
@@ -529,11 +522,7 @@ class Trainer:
         mask = batch.response_mask.float()  # (B, T)
 
         old_logp, old_entropy = batch.logprobs, batch.entropy  # (B, T) each, from the sampler
-        options = options_at(s.options, self.step_count, s.steps)  # β at this step, if scheduled
-        if self.beta_controller is not None:  # or where the entropy controller has moved it
-            options = replace(
-                options, beta_pos=self.beta_controller.beta_pos, beta_neg=self.beta_controller.beta_neg
-            )
+        options = options_at_step(s.options, self.step_count, s.steps, self.beta_controller)  # β at this step
         advantages = compute_advantages(s.estimator, correct, options)  # (P, G)
         if s.control_advantages == "negate":
             advantages = -advantages
@@ -543,25 +532,20 @@ class Trainer:
         flat_adv = advantages.flatten().to(self.device)  # (B,)
 
         mean_logp = masked_mean(old_logp, mask, dim=1).view(num_prompts, group_size).cpu()
-        covariance = group_logp_adv_covariance(mean_logp, advantages)  # (P,)
+        grouped = [responses[i : i + group_size] for i in range(0, len(responses), group_size)]
         metrics = {
-            "rollout/accuracy": correct.mean().item(),
-            **solved_fractions(correct),
-            **{f"rollout/acc_hist/c{c}": v for c, v in enumerate(group_accuracy_histogram(correct).tolist())},
+            "rollout/unique_correct_frac": None,  # logged as missing where no group has a correct rollout
+            **rollout_metrics(correct, grouped, mean_logp, advantages),
             "rollout/response_length": mask.sum(1).mean().item(),
             "actor/entropy": mean_token_entropy(old_entropy, mask).item(),
             **beta_metrics(s.estimator, options),
             **entropy_pos_neg(entropy_by_correctness(old_entropy, mask, correct.flatten())),
-            "rollout/unique_correct_frac": unique_correct_fraction(
-                [responses[i : i + group_size] for i in range(0, len(responses), group_size)], correct
-            ),
-            "actor/logp_adv_cov": covariance.mean().item(),
-            **{f"actor/logp_adv_cov/c{c}": v for c, v in covariance_by_accuracy(covariance, correct).items()},
         }
 
         self.model.train()
         control = TokenControl(**(s.token_control or {}))
-        need_entropy = s.entropy_coef > 0 or s.entropy_adv_alpha > 0 or control.top_entropy_rho is not None
+        entropy_adv = EntropyAdvantage(s.entropy_adv_alpha, s.entropy_adv_kappa)
+        need_entropy = s.entropy_coef > 0 or entropy_adv.active or control.top_entropy_rho is not None
         order = torch.randperm(len(problems), generator=self.data_rng)
         losses, clip_fracs, cov_fracs = [], [], []
         # Under the plain clipped surrogate a token with advantage 0 has loss 0 and gradient 0, so rows with
@@ -580,7 +564,7 @@ class Trainer:
                 self.model, batch.select(rows_dev[run]), with_entropy=need_entropy, share_prompts=True
             )
             token_adv = flat_adv[rows_dev[run]][:, None].expand_as(logp)  # outcome advantage on every token
-            if s.entropy_adv_alpha > 0:
+            if entropy_adv.active:
                 token_adv = entropy_shaped_advantages(
                     token_adv, entropy, s.entropy_adv_alpha, s.entropy_adv_kappa
                 )
