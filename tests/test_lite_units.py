@@ -125,7 +125,9 @@ def test_one_name_one_meaning_in_lite_as_in_the_launcher():
     assert _parse(["--advantage_estimator", "dr_grpo"]).loss_agg == "seq_sum_constant"
     with pytest.raises(ValueError, match="^--loss_agg: dr_grpo's loss is Dr.GRPO's seq_sum_constant"):
         _parse(["--advantage_estimator", "dr_grpo", "--loss_agg", "token_mean"])
-    with pytest.raises(ValueError, match="^--advantage_estimator: 'reinforce' is OpenRLHF's own.*reinforce_pm1"):
+    with pytest.raises(
+        ValueError, match="^--advantage_estimator: 'reinforce' is OpenRLHF's own.*reinforce_pm1"
+    ):
         _parse(["--advantage_estimator", "reinforce"])
     pm1 = _parse(["--advantage_estimator", "reinforce_pm1"])
     assert get_estimator(pm1.estimator).resolve(pm1.options).beta_pos == 0.0
