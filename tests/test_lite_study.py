@@ -10,29 +10,24 @@ import time
 import pytest
 
 from asym_openrlhf.cli.main import main
-from asym_openrlhf.lite.study import (
-    CLAIMS,
-    METHODS,
+from asym_openrlhf.lite.claims import CLAIMS, check_claims, claims_not_judged
+from asym_openrlhf.lite.run_statistics import STATISTICS, run_statistics
+from asym_openrlhf.lite.stats import (
     RELATIONS,
-    STATISTICS,
     T_975,
     VERDICTS,
     Interval,
-    check_claims,
     claim_p_value,
-    claims_not_judged,
     difference_interval,
     holm,
-    mean_band,
     mean_interval,
-    parse_grid,
-    pass_curves,
-    run_statistics,
     seeds_for_half_width,
     t_quantile_975,
     t_upper_tail,
     verdict,
 )
+from asym_openrlhf.lite.study import METHODS, parse_grid
+from asym_openrlhf.lite.study_figures import mean_band, pass_curves
 
 
 def _t_cdf_above_zero(q: float, df: int, intervals: int = 4000) -> float:

@@ -368,7 +368,7 @@ def draw_pass_figure(runs: dict[str, list[RunLog]], out: Path) -> list[str] | No
     mean over seeds with a 95% t band; the k are those every seed logged. None when no run logged a curve."""
     from asym_eval.plots import draw_pass_curves
 
-    from asym_openrlhf.lite.study import mean_interval
+    from asym_openrlhf.lite.stats import mean_interval
 
     curves, colors, dashed, notes = {}, {}, set(), []
     for index, (name, seeds) in enumerate(runs.items()):
