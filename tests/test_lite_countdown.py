@@ -182,5 +182,5 @@ def test_pass_curve_samples_give_pass_at_k_for_every_power_of_two_at_start_and_e
     # between them, G = 8 samples: the curve stops at 8
     assert "eval/pass_at_8" in rows[1] and "eval/pass_at_16" not in rows[1]
     assert rows[1]["eval/pass_at_1"] * 48 == pytest.approx(round(rows[1]["eval/pass_at_1"] * 48))
-    with pytest.raises(ValueError, match="^--pass_curve_samples: must be >= 0"):
+    with pytest.raises(ValueError, match="^--pass_curve_samples: must be an integer >= 0, got -1"):
         default_settings(task="countdown", pass_curve_samples=-1)

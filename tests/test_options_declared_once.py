@@ -39,6 +39,8 @@ for command in ("advantage-table", "lite"):
     parser, module = main.build_parser([command])
     parsed = parser.parse_args([command, "--asym.throwaway", "0.5"])
     seen[command] = parsed.asym_throwaway
+from asym_openrlhf.lite.settings import default_settings
+seen["lite_settings"] = default_settings(asym_throwaway=0.75).options.throwaway
 args = train_ppo_ray.resolve_config(argv + ["--asym.throwaway", "0.25"])
 seen["resolved"] = args.asym.throwaway
 seen["experience_maker"] = advantage_options(args.asym).throwaway
@@ -86,5 +88,5 @@ def test_a_new_option_is_one_edit(tmp_path):
     seen = json.loads(done.stdout.strip().splitlines()[-1])
     assert seen["launcher_help"] and seen["advantage-table"] == seen["lite"] == 0.5
     assert seen["resolved"] == seen["experience_maker"] == 0.25
-    assert seen["default"] == 0.0
-    assert seen["error"].startswith("--asym.throwaway: throwaway must be a number in [0, 1]")
+    assert seen["default"] == 0.0 and seen["lite_settings"] == 0.75
+    assert seen["error"].startswith("--asym.throwaway: must be a number in [0, 1]")

@@ -17,7 +17,7 @@ Every command of both packages builds its flags, its validation and its error me
 Traceback (most recent call last):
 ValueError: rate must be a number in [0, 1], got 2.0
 >>> name_flag(Demo, "rate must be a number in [0, 1], got 2.0")
-'--demo.rate: rate must be a number in [0, 1], got 2.0'
+'--demo.rate: must be a number in [0, 1], got 2.0'
 
 This module is a leaf: it imports nothing of the project, so the algorithm core can declare its options here.
 """
@@ -143,8 +143,8 @@ def validate(instance) -> None:
 def name_flag(cls, message: str) -> str:
     """Prefix an error that starts with an option's name with the flag a user types for it."""
     for f in declared(cls):
-        if message.startswith(f.name + " "):
-            return f"{f.metadata['flag']}: {message}"
+        if message.startswith(f.name + " "):  # "beta_pos must be ..." -> "--asym.beta_pos: must be ..."
+            return f"{f.metadata['flag']}: {message[len(f.name) + 1 :]}"
     return message
 
 
