@@ -141,7 +141,9 @@ def test_bad_flag_is_one_line_naming_it(tmp_path):
         text=True,
     )
     assert done.returncode == 2
-    assert done.stderr.strip().splitlines() == ["asym-rl lite: error: --mini_batches: must be an integer >= 1, got 0"]
+    assert done.stderr.strip().splitlines() == [
+        "asym-rl lite: error: --mini_batches: must be an integer >= 1, got 0"
+    ]
 
 
 @pytest.mark.parametrize(
