@@ -16,8 +16,9 @@ import math
 import sys
 from pathlib import Path
 
-from asym_eval.generation import GenerationError
+from asym_eval.generation import BackendOptions, GenerationError
 from asym_eval.grading import DEFAULT_TIMEOUT_S
+from asym_eval.options import add_flags, declared, dest_of, from_args
 from asym_eval.scoring import PAPER_BENCHMARKS
 
 ALL_BENCHMARKS = ",".join(PAPER_BENCHMARKS)
@@ -111,46 +112,7 @@ def _add_generation_flags(parser, benchmarks_default=ALL_BENCHMARKS):
         help="prompts generated, graded and saved together; a kill loses at most the chunk in flight "
         "(default: 256 for vllm and openai, 8 for hf, where it is the generate batch)",
     )
-    parser.add_argument(
-        "--tensor_parallel_size", type=int, default=1, help="GPUs per engine, vllm backend (default 1)"
-    )
-    parser.add_argument(
-        "--data_parallel_size",
-        type=int,
-        default=1,
-        help="vllm: engines, each in its own process on its own --tensor_parallel_size GPUs; prompt j of a "
-        "chunk goes to engine j %% N (default 1: one engine in this process)",
-    )
-    parser.add_argument(
-        "--base_url",
-        default=None,
-        help="openai: the server's OpenAI-compatible API root, e.g. http://127.0.0.1:8000/v1 (its /completions "
-        "endpoint is used with our prompts as token ids; --model still names the local folder of the tokenizer)",
-    )
-    parser.add_argument(
-        "--served_model", default=None, help="openai: the model's name on the server (its /v1/models)"
-    )
-    parser.add_argument(
-        "--api_key_env",
-        default=None,
-        metavar="VAR",
-        help="openai: environment variable holding the API key (default: no key sent)",
-    )
-    parser.add_argument(
-        "--concurrency", type=int, default=16, help="openai: requests in flight at once (default 16)"
-    )
-    parser.add_argument(
-        "--dtype",
-        choices=["auto", "float32", "bfloat16", "float16"],
-        default="auto",
-        help="weights' dtype; auto = the checkpoint's (hf) or vLLM's choice (bfloat16 on CPU). "
-        "Use float32 to compare the two backends",
-    )
-    parser.add_argument(
-        "--enforce_eager",
-        action="store_true",
-        help="vllm: no graph compilation (starts faster; for small runs)",
-    )
+    add_flags(parser, BackendOptions, defaults=True)
     parser.add_argument(
         "--prompt_format",
         choices=["chat", "raw"],
@@ -173,16 +135,14 @@ def _add_generation_flags(parser, benchmarks_default=ALL_BENCHMARKS):
     _add_grading_flags(parser)
 
 
-# Flags that only one backend reads, and their defaults (a flag away from its default must match the backend).
-SERVED_FLAGS = {"base_url": None, "served_model": None, "api_key_env": None, "concurrency": 16}
-VLLM_FLAGS = {"data_parallel_size": 1, "tensor_parallel_size": 1, "enforce_eager": False}
-
-
 def _check_backend_flags(args, backend: str) -> None:
-    for flags, owner in ((SERVED_FLAGS, "openai"), (VLLM_FLAGS, "vllm")):
-        for flag, default in flags.items():
-            if backend != owner and getattr(args, flag) != default:
-                raise ValueError(f"--{flag}: only with --backend {owner} (this run's backend is {backend})")
+    """A flag that only another backend reads (``backend`` in its declaration), away from its default, is refused."""
+    for f in declared(BackendOptions):
+        owner = f.metadata["backend"]
+        if owner and backend != owner and getattr(args, dest_of(f)) != f.default:
+            raise ValueError(
+                f"{f.metadata['flag']}: only with --backend {owner} (this run's backend is {backend})"
+            )
     if backend == "openai":
         for flag in ("base_url", "served_model"):
             if not getattr(args, flag):
@@ -207,7 +167,8 @@ def _run_config(
         raise ValueError(f"--top_p: must be in (0, 1], got {args.top_p}")
     if args.temperature < 0:
         raise ValueError(f"--temperature: must be >= 0, got {args.temperature}")
-    for flag in ("max_tokens", "tensor_parallel_size", "data_parallel_size", "concurrency"):
+    from_args(BackendOptions, args)  # each declared range, one line naming the flag
+    for flag in ("max_tokens",):
         if getattr(args, flag) < 1:
             raise ValueError(f"--{flag}: must be >= 1, got {getattr(args, flag)}")
     for flag in ("limit", "chunk_size"):
@@ -230,15 +191,8 @@ def _run_config(
         seed=args.seed,
         limit=args.limit,
         backend=backend,
-        tensor_parallel_size=args.tensor_parallel_size,
         chunk_size=args.chunk_size,
-        data_parallel_size=args.data_parallel_size,
-        base_url=args.base_url,
-        served_model=args.served_model,
-        api_key_env=args.api_key_env,
-        concurrency=args.concurrency,
-        dtype=args.dtype,
-        enforce_eager=args.enforce_eager,
+        **{f.name: getattr(args, dest_of(f)) for f in declared(BackendOptions)},
         prompt_format=args.prompt_format,
         workers=args.workers,
         timeout_s=args.timeout_s,

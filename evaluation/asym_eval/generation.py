@@ -18,6 +18,8 @@ import contextlib
 import hashlib
 from dataclasses import dataclass
 
+from asym_eval.options import in_range, option
+
 # SPEC §6: the instruction that follows the problem in the user turn.
 INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
 PROMPT_FORMATS = ("chat", "raw")
@@ -27,14 +29,42 @@ BACKENDS = ("vllm", "hf", "openai")
 
 @dataclass(frozen=True)
 class BackendOptions:
-    tensor_parallel_size: int = 1  # vllm only: GPUs per engine
-    dtype: str = "auto"  # "auto": the checkpoint's dtype for hf; vLLM's choice (bfloat16 on CPU) for vllm
-    enforce_eager: bool = False  # vllm only: skip graph compilation (faster start, slower decoding)
-    data_parallel_size: int = 1  # vllm only: engines, each on its own tensor_parallel_size GPUs
-    base_url: str | None = None  # openai only: e.g. http://127.0.0.1:8000/v1
-    served_model: str | None = None  # openai only: the name the server knows the model by
-    api_key_env: str | None = None  # openai only: environment variable holding the API key
-    concurrency: int = 16  # openai only: requests in flight at once
+    """How a backend runs the model: each field is also an ``asym-eval`` flag (``backend`` in its metadata: the
+    one backend that reads it; ``asym-eval`` refuses it, away from its default, with another)."""
+
+    tensor_parallel_size: int = option(
+        1, "--tensor_parallel_size", "vllm: GPUs per engine.", check=in_range(1, integer=True), backend="vllm"
+    )
+    dtype: str = option(
+        "auto", "--dtype", "weights' dtype; auto = the checkpoint's (hf) or vLLM's choice (bfloat16 on CPU). Use "
+        "float32 to compare the two backends.", choices=DTYPES,
+    )  # fmt: skip
+    enforce_eager: bool = option(
+        False, "--enforce_eager", "vllm: no graph compilation (starts faster; for small runs).",
+        action="store_true", backend="vllm",
+    )  # fmt: skip
+    data_parallel_size: int = option(
+        1, "--data_parallel_size", "vllm: engines, each in its own process on its own --tensor_parallel_size "
+        "GPUs; prompt j of a chunk goes to engine j %% N (1: one engine in this process).",
+        check=in_range(1, integer=True), backend="vllm",
+    )  # fmt: skip
+    base_url: str | None = option(
+        None, "--base_url", "openai: the server's OpenAI-compatible API root, e.g. http://127.0.0.1:8000/v1 (its "
+        "/completions endpoint is used with our prompts as token ids; --model still names the local folder of "
+        "the tokenizer).", backend="openai", show_default=False,
+    )  # fmt: skip
+    served_model: str | None = option(
+        None, "--served_model", "openai: the model's name on the server (its /v1/models).", backend="openai",
+        show_default=False,
+    )  # fmt: skip
+    api_key_env: str | None = option(
+        None, "--api_key_env", "openai: environment variable holding the API key (unset: no key sent).",
+        metavar="VAR", backend="openai", show_default=False,
+    )  # fmt: skip
+    concurrency: int = option(
+        16, "--concurrency", "openai: requests in flight at once.", check=in_range(1, integer=True),
+        backend="openai",
+    )  # fmt: skip
     log_path: str | None = None  # vllm only: where the engines' start-up output goes (None: the terminal)
 
 

@@ -21,7 +21,7 @@ import json
 import multiprocessing.resource_tracker
 import os
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 from asym_eval.backends import make_backend
@@ -44,8 +44,11 @@ from asym_eval.scoring import PAPER_BENCHMARKS, benchmark_scores, markdown_table
 DEFAULT_CHUNK_SIZE = 64
 
 
-@dataclass
-class RunConfig:
+@dataclass(frozen=True, kw_only=True)
+class RunConfig(BackendOptions):
+    """One evaluation run: what to generate and grade, and how the backend runs (``BackendOptions``' fields,
+    declared there once with their flags)."""
+
     model: str
     benchmarks: str
     output_dir: str
@@ -56,15 +59,7 @@ class RunConfig:
     seed: int = 0
     limit: int | None = None
     backend: str = "hf"
-    tensor_parallel_size: int = 1
-    dtype: str = "auto"
-    enforce_eager: bool = False
     chunk_size: int | None = None  # prompts per chunk; None: the backend's default
-    data_parallel_size: int = 1
-    base_url: str | None = None
-    served_model: str | None = None
-    api_key_env: str | None = None
-    concurrency: int = 16
     prompt_format: str = "chat"
     workers: int | None = None
     timeout_s: float = DEFAULT_TIMEOUT_S
@@ -298,16 +293,8 @@ def fit_prompts(benchmark: Benchmark, indices: list[int], backend, config: RunCo
 
 
 def backend_options(config: RunConfig) -> BackendOptions:
-    return BackendOptions(
-        tensor_parallel_size=config.tensor_parallel_size,
-        dtype=config.dtype,
-        enforce_eager=config.enforce_eager,
-        data_parallel_size=config.data_parallel_size,
-        base_url=config.base_url,
-        served_model=config.served_model,
-        api_key_env=config.api_key_env,
-        concurrency=config.concurrency,
-    )
+    """The backend's part of the run's configuration."""
+    return BackendOptions(**{f.name: getattr(config, f.name) for f in fields(BackendOptions)})
 
 
 def regrade(out: Path, benchmarks: str | None = None, pool=None) -> dict:

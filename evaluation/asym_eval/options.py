@@ -40,6 +40,7 @@ def option(
     check: Check | None = None,
     show_default: bool = True,
     aliases: tuple[str, ...] = (),
+    backend: str | None = None,
     **argparse_kw,
 ):
     """A dataclass field that is also a command-line flag.
@@ -47,7 +48,8 @@ def option(
     ``help`` names the paper's symbol where there is one; the default is appended from ``default``, so it is
     written once. ``check`` returns what is wrong with a value (``None`` when fine); ``argparse_kw`` go to
     ``add_argument`` (``type`` defaults to the default's type, ``metavar`` to the field's name in capitals).
-    ``aliases`` are other spellings of the flag that users already type.
+    ``aliases`` are other spellings of the flag that users already type. ``backend``: the one backend that
+    reads the option (``asym-eval``), or None.
     """
     metadata = {
         "flag": flag,
@@ -55,6 +57,7 @@ def option(
         "check": check,
         "show_default": show_default,
         "aliases": tuple(aliases),
+        "backend": backend,
         "argparse": argparse_kw,
     }
     return field(default=default, metadata=metadata)
