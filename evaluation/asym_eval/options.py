@@ -93,7 +93,9 @@ def add_flags(parser, cls, *, defaults: bool = False, skip: Iterable[str] = (), 
         if f.name in skip:
             continue
         meta, default = f.metadata, _default(f)
-        kwargs = {"metavar": f.name.upper(), **meta["argparse"], **overrides.get(f.name, {})}
+        kwargs = {**meta["argparse"], **overrides.get(f.name, {})}
+        if "choices" not in kwargs:  # argparse shows the choices themselves otherwise
+            kwargs.setdefault("metavar", f.name.upper())
         action = kwargs.get("action")
         number = isinstance(default, int | float) and not isinstance(default, bool)
         if action is None and "type" not in kwargs and number:
