@@ -80,58 +80,15 @@ def _add_generation_flags(parser, benchmarks_default=ALL_BENCHMARKS):
         "(default: the paper's, 5 for math500/olympiadbench, 10 for aime24/aime25/amc23, 1 for custom files)",
     )
     parser.add_argument(
-        "--temperature", type=float, default=0.4, help="sampling temperature, 0 = greedy (paper: 0.4)"
-    )
-    parser.add_argument(
-        "--top_p", type=float, default=1.0, help="nucleus sampling top-p in (0, 1] (paper: 1.0)"
-    )
-    parser.add_argument(
-        "--max_tokens", type=int, default=4096, help="most tokens generated per response (default 4096)"
-    )
-    parser.add_argument(
-        "--seed",
-        type=int,
-        default=0,
-        help="base seed; problem i is sampled with its own seed, a hash of (seed, i), so chunks, batches and "
-        "engines do not change a prompt's samples (default 0)",
-    )
-    parser.add_argument(
-        "--limit", type=int, default=None, help="only the first N problems of each benchmark (smoke runs)"
-    )
-    parser.add_argument(
         "--backend",
         choices=["vllm", "hf", "openai"],
         default=None,
         help="vllm (the default where it is installed), hf (transformers generate, several prompts per call) "
         "or openai (a served model: --base_url, --served_model)",
     )
-    parser.add_argument(
-        "--chunk_size",
-        type=int,
-        default=None,
-        help="prompts generated, graded and saved together; a kill loses at most the chunk in flight "
-        "(default: 256 for vllm and openai, 8 for hf, where it is the generate batch)",
-    )
-    add_flags(parser, BackendOptions, defaults=True)
-    parser.add_argument(
-        "--prompt_format",
-        choices=["chat", "raw"],
-        default="chat",
-        help="chat: chat template + the SPEC §6 instruction (paper); raw: the problem text is the whole prompt",
-    )
-    parser.add_argument(
-        "--long_prompts",
-        choices=["refuse", "truncate", "skip"],
-        default="refuse",
-        help="a prompt the model's context cannot hold (with one generated token): refuse the run, naming the "
-        "benchmark, how many and the longest (default); truncate: keep its last tokens; skip: leave it out of "
-        "the scores (summary.json counts it)",
-    )
-    parser.add_argument(
-        "--verbose",
-        action="store_true",
-        help="vllm: print the engine's start-up output (default: into OUT/vllm.log, kept for a failed start)",
-    )
+    from asym_eval.harness import RunConfig
+
+    add_flags(parser, RunConfig, defaults=True)  # the backend's options and the generation's, as declared
     _add_grading_flags(parser)
 
 
@@ -163,17 +120,9 @@ def _run_config(
     from asym_eval.generation import vllm_available
     from asym_eval.harness import RunConfig, parse_n
 
-    if not 0 < args.top_p <= 1:
-        raise ValueError(f"--top_p: must be in (0, 1], got {args.top_p}")
-    if args.temperature < 0:
-        raise ValueError(f"--temperature: must be >= 0, got {args.temperature}")
-    from_args(BackendOptions, args)  # each declared range, one line naming the flag
-    for flag in ("max_tokens",):
-        if getattr(args, flag) < 1:
-            raise ValueError(f"--{flag}: must be >= 1, got {getattr(args, flag)}")
-    for flag in ("limit", "chunk_size"):
-        if getattr(args, flag) is not None and getattr(args, flag) < 1:
-            raise ValueError(f"--{flag}: must be >= 1, got {getattr(args, flag)}")
+    from_args(
+        RunConfig, args, model=model, benchmarks=args.benchmarks, output_dir=output_dir
+    )  # declared ranges
     backend = args.backend or ("vllm" if vllm_available() else "hf")
     _check_backend_flags(args, backend)
     benchmarks = benchmarks or args.benchmarks
@@ -185,20 +134,11 @@ def _run_config(
         benchmarks=benchmarks,
         output_dir=output_dir,
         n={name: all_n.get(name, parse_n(None, [name])[name]) for name in names},
-        temperature=args.temperature,
-        top_p=args.top_p,
-        max_tokens=args.max_tokens,
-        seed=args.seed,
-        limit=args.limit,
         backend=backend,
-        chunk_size=args.chunk_size,
-        **{f.name: getattr(args, dest_of(f)) for f in declared(BackendOptions)},
-        prompt_format=args.prompt_format,
+        **{f.name: getattr(args, dest_of(f)) for f in declared(RunConfig)},
         workers=args.workers,
         timeout_s=args.timeout_s,
         run_name=run_name,
-        long_prompts=args.long_prompts,
-        verbose=args.verbose,
     )
 
 

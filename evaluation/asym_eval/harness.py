@@ -28,6 +28,7 @@ from asym_eval.backends import make_backend
 from asym_eval.benchmarks import Benchmark, load_benchmark, parse_benchmark_spec
 from asym_eval.files import check_model_dir, check_output_dir, write_atomic
 from asym_eval.generation import (
+    PROMPT_FORMATS,
     SEEDING,
     BackendOptions,
     GenerationError,
@@ -38,8 +39,10 @@ from asym_eval.generation import (
     prompt_seed,
 )
 from asym_eval.grading import DEFAULT_TIMEOUT_S, GRADER_VERSION, GradeRequest
+from asym_eval.options import in_range, option, optional
 from asym_eval.scoring import PAPER_BENCHMARKS, benchmark_scores, markdown_table, pass_curve_table
 
+LONG_PROMPTS = ("refuse", "truncate", "skip")  # what to do with a prompt the model's context cannot hold
 # Prompts per chunk for a backend that names no default of its own.
 DEFAULT_CHUNK_SIZE = 64
 
@@ -53,19 +56,45 @@ class RunConfig(BackendOptions):
     benchmarks: str
     output_dir: str
     n: dict[str, int] = field(default_factory=dict)
-    temperature: float = 0.4
-    top_p: float = 1.0
-    max_tokens: int = 4096
-    seed: int = 0
-    limit: int | None = None
+    temperature: float = option(
+        0.4, "--temperature", "sampling temperature, 0 = greedy (paper: 0.4).", check=in_range(0)
+    )
+    top_p: float = option(
+        1.0, "--top_p", "nucleus sampling top-p in (0, 1] (paper: 1.0).", check=in_range(0, 1, low_open=True)
+    )
+    max_tokens: int = option(
+        4096, "--max_tokens", "most tokens generated per response.", check=in_range(1, integer=True)
+    )
+    seed: int = option(
+        0, "--seed", "base seed; problem i is sampled with its own seed, a hash of (seed, i), so chunks, batches "
+        "and engines do not change a prompt's samples.",
+    )  # fmt: skip
+    limit: int | None = option(
+        None, "--limit", "only the first N problems of each benchmark (smoke runs).",
+        check=optional(in_range(1, integer=True)), type=int, show_default=False,
+    )  # fmt: skip
     backend: str = "hf"
-    chunk_size: int | None = None  # prompts per chunk; None: the backend's default
-    prompt_format: str = "chat"
+    chunk_size: int | None = option(
+        None, "--chunk_size", "prompts generated, graded and saved together; a kill loses at most the chunk in "
+        "flight (default: 256 for vllm and openai, 8 for hf, where it is the generate batch).",
+        check=optional(in_range(1, integer=True)), type=int, show_default=False,
+    )  # fmt: skip
+    prompt_format: str = option(
+        "chat", "--prompt_format", "chat: chat template + the SPEC §6 instruction (paper); raw: the problem text "
+        "is the whole prompt.", choices=PROMPT_FORMATS,
+    )  # fmt: skip
     workers: int | None = None
     timeout_s: float = DEFAULT_TIMEOUT_S
     run_name: str | None = None
-    long_prompts: str = "refuse"  # a prompt the model's context cannot hold: refuse the run, truncate, skip
-    verbose: bool = False  # vLLM's start-up output on the terminal instead of OUT/vllm.log
+    long_prompts: str = option(
+        "refuse", "--long_prompts", "a prompt the model's context cannot hold (with one generated token): refuse "
+        "the run, naming the benchmark, how many and the longest; truncate: keep its last tokens; skip: leave it "
+        "out of the scores (summary.json counts it).", choices=LONG_PROMPTS,
+    )  # fmt: skip
+    verbose: bool = option(
+        False, "--verbose", "vllm: print the engine's start-up output (default: into OUT/vllm.log, kept for a "
+        "failed start).", action="store_true",
+    )  # fmt: skip
 
 
 def parse_n(values: list[str] | None, benchmark_names: list[str]) -> dict[str, int]:
@@ -102,7 +131,6 @@ def _model_fingerprint(model_dir: Path) -> str:
 
 # Settings added after folders were written: an old config.json without them had these values.
 LEGACY_SETTINGS = {"long_prompts": "refuse"}
-LONG_PROMPTS = ("refuse", "truncate", "skip")
 
 
 def _check_config(out: Path, settings: dict, benchmark_settings: dict, run_name: str | None) -> dict:
