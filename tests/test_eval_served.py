@@ -181,8 +181,11 @@ def test_bad_flags_are_refused_naming_the_flag(model, tmp_path, capsys, monkeypa
             base + ["--backend", "hf", "--data_parallel_size", "2"],
             "--data_parallel_size: only with --backend vllm",
         ),
-        (base + ["--backend", "vllm", "--data_parallel_size", "0"], "--data_parallel_size: must be >= 1"),
-        (base + ["--backend", "hf", "--chunk_size", "0"], "--chunk_size: must be >= 1"),
+        (
+            base + ["--backend", "vllm", "--data_parallel_size", "0"],
+            "--data_parallel_size: must be an integer >= 1, got 0",
+        ),
+        (base + ["--backend", "hf", "--chunk_size", "0"], "--chunk_size: must be an integer >= 1, got 0"),
         (
             base + ["--backend", "openai", "--served_model", "tiny"],
             "--base_url: required with --backend openai",

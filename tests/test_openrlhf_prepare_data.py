@@ -66,13 +66,13 @@ def test_validation_is_math500(prepared):
     assert rows[0]["label"] == "\\left( 3, \\frac{\\pi}{2} \\right)"
 
 
-def test_bad_input_names_file_and_line(tmp_path, prepared):
+def test_bad_input_names_file_and_line(tmp_path, chat_tokenizer):
     broken = tmp_path / "broken.jsonl"
     broken.write_text('{"problem": "1+1?", "answer": "2"}\n{"problem": 3}\n', encoding="utf-8")
     with pytest.raises(ValueError, match=r"broken.jsonl:2: needs string 'problem'"):
         read_problems(broken)
     tokenizer = str(tmp_path / "tok")
-    shutil.copytree(prepared[0].parent / "tokenizer", tokenizer)
+    shutil.copytree(chat_tokenizer, tokenizer)
     command = [str(ASYM_RL), "prepare-data", "--tokenizer", tokenizer, "--output_dir", str(tmp_path / "o")]
     result = subprocess.run(
         [*command, "--train_file", str(broken)], capture_output=True, text=True, timeout=60
