@@ -153,7 +153,7 @@ def test_a_sync_that_does_nothing_stops_the_run_in_one_line(tmp_path):
     """vLLM's workers receive the broadcast and drop it (tests/cpu_loop_support/weight_sync_dropped): the check
     after the first step that moves the policy finds vLLM on the warm start's weights and stops the run. One rank
     with ZeRO-2 (the other configuration the scripts could take). The check tells a stale engine from bf16 noise
-    (up to 0.09 here) only once the policy has moved further: one step at lr 5e-4 moved it 0.11, so this test
+    (up to 0.2 here) only once the policy has moved further: one step at lr 5e-4 moved it 0.11, so this test
     takes a larger step (lr 1e-2). A step whose groups are all solved or all failed does not move it at all."""
     env = script_environment(tmp_path)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(BROKEN_SYNC), env.get("PYTHONPATH")]))
@@ -166,7 +166,13 @@ def test_a_sync_that_does_nothing_stops_the_run_in_one_line(tmp_path):
         r"\[rehearse\] FAILED: WeightSyncError: weight sync check failed after step [12]:", last
     ), last
     record = weight_sync_check_records(out)[-1]
-    assert not record["max_abs_logprob_diff"] <= 0.15
+    assert not record["max_abs_logprob_diff"] <= weight_sync_check_tolerance()
+
+
+def weight_sync_check_tolerance() -> float:
+    from asym_openrlhf.integration import weight_sync_check
+
+    return weight_sync_check.DEFAULT_TOLERANCE
 
 
 def weight_sync_check_records(out: Path) -> list[dict]:

@@ -17,8 +17,10 @@ CHECK_PROMPTS = 4  # training prompts each engine continues
 CHECK_TOKENS = 16  # at most this many greedy tokens each
 LOG_FILE = "weight_sync_check.jsonl"
 # The default largest |vLLM - policy| log-prob difference judged as agreeing. Both sides run bf16 with different
-# kernels: a working sync measured up to 0.06 on the tiny model here, one that did nothing far more (docs).
-DEFAULT_TOLERANCE = 0.15
+# kernels: a working sync measured 0.03-0.09 on the tiny model here in most runs, and 0.20 at one uncertain token
+# (p about 0.5) in one run; vLLM against an fp32 forward of the saved checkpoint 0.17. One that did nothing, far
+# more once the policy has moved (docs/train_on_gpus.md).
+DEFAULT_TOLERANCE = 0.3
 
 
 class WeightSyncError(RuntimeError):
