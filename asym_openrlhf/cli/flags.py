@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import argparse
 
-from asym_eval.options import add_flags, declared, from_args, given, name_flag
+from asym_eval.options import add_flags, flag_of, from_args, given, name_flag
 from asym_eval.options import validate as validate_declared
 
 from asym_openrlhf.algorithms.advantages import ESTIMATORS, AdvantageOptions, advantage_curves, get_estimator
 from asym_openrlhf.algorithms.control import BetaController
 from asym_openrlhf.algorithms.losses import EntropyAdvantage, TokenControl
 
-# option name -> the flag a user types (from the declarations), so that errors from the core name the flag.
-OPTION_FLAGS = {f.name: f.metadata["flag"] for f in declared(AdvantageOptions)}
 # Options only some estimators read (the channel weights and the schedule apply to every estimator of ours).
 READ_BY_SOME = {option for estimator in ESTIMATORS.values() for option in estimator.reads}
 
@@ -55,10 +53,12 @@ def estimator_from_args(
     for key, value in set_options.items():
         if key in READ_BY_SOME and key not in estimator.reads and key not in estimator.fixed:
             readers = ", ".join(n for n, e in ESTIMATORS.items() if key in e.reads)
-            raise ValueError(f"{OPTION_FLAGS[key]}: only applies to {readers}; {name!r} does not read {key}")
+            raise ValueError(
+                f"{flag_of(AdvantageOptions, key)}: only applies to {readers}; {name!r} does not read {key}"
+            )
         if key in estimator.fixed and value != estimator.fixed[key]:
             raise ValueError(
-                f"{OPTION_FLAGS[key]}: preset {name!r} fixes {key} = {estimator.fixed[key]!r}; "
+                f"{flag_of(AdvantageOptions, key)}: preset {name!r} fixes {key} = {estimator.fixed[key]!r}; "
                 f"use --advantage_estimator asym_grpo to set it yourself"
             )
     if set_options.get("beta_schedule", "constant") != "constant":
@@ -93,7 +93,7 @@ def beta_controller_from_args(args: argparse.Namespace, name: str, options: Adva
     control = given(BetaController, args)
     if "target" not in control:
         for key in control:
-            raise ValueError(f"{OPTION_FLAGS_OF_CONTROL[key]}: only applies with --asym.target_entropy")
+            raise ValueError(f"{flag_of(BetaController, key)}: only applies with --asym.target_entropy")
         return None
     estimator = ESTIMATORS[name]
     _require_movable_beta(estimator, "--asym.target_entropy")
@@ -110,9 +110,6 @@ def beta_controller_from_args(args: argparse.Namespace, name: str, options: Adva
     return controller
 
 
-OPTION_FLAGS_OF_CONTROL = {f.name: f.metadata["flag"] for f in declared(BetaController)}
-
-
 def add_token_control_flags(parser: argparse.ArgumentParser) -> None:
     """Token-level entropy control (both training paths): Clip-Cov / KL-Cov and top-entropy tokens."""
     add_flags(parser, TokenControl)
@@ -125,7 +122,7 @@ def token_control_from_args(args: argparse.Namespace) -> TokenControl | None:
     cov_only = {"cov_ratio", "clip_cov_low", "clip_cov_high", "kl_cov_coef"} & set(set_fields)
     if mode is None:
         for key in cov_only:
-            raise ValueError(f"{TOKEN_FLAGS[key]}: only applies with --cov.mode clip_cov or kl_cov")
+            raise ValueError(f"{flag_of(TokenControl, key)}: only applies with --cov.mode clip_cov or kl_cov")
         if "top_entropy_rho" not in set_fields:
             return None
     control = TokenControl(**set_fields)
@@ -140,9 +137,6 @@ def token_control_from_args(args: argparse.Namespace) -> TokenControl | None:
     if mode == "kl_cov" and {"clip_cov_low", "clip_cov_high"} & set(set_fields):
         raise ValueError("--cov.clip_lb/--cov.clip_ub: only apply with --cov.mode clip_cov")
     return control
-
-
-TOKEN_FLAGS = {f.name: f.metadata["flag"] for f in declared(TokenControl)}
 
 
 def add_entropy_advantage_flags(parser: argparse.ArgumentParser) -> None:
